@@ -1,0 +1,93 @@
+// odma/config.hpp - the allocator's sizing parameters, validated at construction.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace odma {
+
+/// Thrown by the allocator's constructor when a configuration cannot work. field() names the
+/// offending config member (or "bucket_policy" / "backing" for the composed policies).
+class config_error : public std::invalid_argument {
+public:
+    config_error(std::string_view field, const std::string& what)
+        : std::invalid_argument("odma::config." + std::string(field) + ": " + what)
+        , field_(field) {}
+
+    /// The name of the field that failed validation, e.g. "bytes_per_token".
+    std::string_view field() const noexcept { return field_; }
+
+private:
+    std::string_view field_;  // always a string literal
+};
+
+/// Sizing of one KV-cache allocator.
+///
+/// Lengths are in tokens; the allocator turns tokens into bytes with bytes_per_token. A lease's
+/// tokens occupy a contiguous, token-major range: token i of the lease lives at
+/// `data(lease, plane) + i * bytes_per_plane_token()` in each plane, which is what lets a region
+/// grow in place and lets a migration copy only the live prefix.
+struct config {
+    /// KV bytes of one token summed over all layers, keys and values
+    /// (2 x layers x kv_heads x head_dim x dtype bytes; 57,344 for DeepSeek-R1-Distill-Qwen-7B).
+    std::size_t bytes_per_token = 0;
+
+    /// Longest sequence (prompt + generated tokens) the engine serves. The largest bucket of the
+    /// bucket policy must equal it.
+    std::uint32_t max_tokens = 0;
+
+    /// Share of the arena kept back as the safety pool, in [0, 1). The pool takes leases that
+    /// outgrow their bucket and cannot grow in place, and largest-bucket admissions when the
+    /// general area is full.
+    double safety_pool_fraction = 0.10;
+
+    /// Target probability that a request outgrows its first reservation, in [0, 1). The
+    /// allocator reserves the predictor's (1 - overflow_risk) quantile of the generated length.
+    /// Lower risk reserves more memory per request (fewer concurrent requests, fewer in-place
+    /// growths and migrations); higher risk packs more requests and pays with more growth work
+    /// and, when memory is tight, preemptions. Predictors without uncertainty (constant, oracle)
+    /// ignore it.
+    double overflow_risk = 0.05;
+
+    /// Number of planes each token's bytes are split into (1 = one region per lease).
+    ///
+    /// With planes = 2 x layers, each (layer, K/V) pair gets its own sub-arena and a lease owns
+    /// the same token range in every plane, so one layer's keys of one request are a single
+    /// contiguous run, as attention kernels read them. bytes_per_token must be a multiple of it.
+    std::uint32_t planes = 1;
+
+    /// Bytes of one token in one plane.
+    constexpr std::size_t bytes_per_plane_token() const noexcept {
+        return planes == 0 ? 0 : bytes_per_token / planes;
+    }
+};
+
+namespace detail {
+
+/// Throws config_error for the first field of `c` that cannot work; arena checks need the
+/// backing and bucket policy and live in the allocator.
+inline void validate_fields(const config& c) {
+    if (c.bytes_per_token == 0) throw config_error("bytes_per_token", "must be greater than zero");
+    if (c.max_tokens == 0) throw config_error("max_tokens", "must be greater than zero");
+    if (c.max_tokens > (1u << 30))
+        throw config_error("max_tokens",
+                           "must be at most 2^30 tokens, got " + std::to_string(c.max_tokens));
+    // Written as !(in range) so that NaN is rejected too.
+    if (!(c.safety_pool_fraction >= 0.0 && c.safety_pool_fraction < 1.0))
+        throw config_error("safety_pool_fraction",
+                           "must be in [0, 1), got " + std::to_string(c.safety_pool_fraction));
+    if (!(c.overflow_risk >= 0.0 && c.overflow_risk < 1.0))
+        throw config_error("overflow_risk",
+                           "must be in [0, 1), got " + std::to_string(c.overflow_risk));
+    if (c.planes == 0) throw config_error("planes", "must be greater than zero");
+    if (c.bytes_per_token % c.planes != 0)
+        throw config_error("planes", "must divide bytes_per_token (" +
+                                         std::to_string(c.bytes_per_token) + " bytes into " +
+                                         std::to_string(c.planes) + " planes)");
+}
+
+}  // namespace detail
+}  // namespace odma

@@ -1,0 +1,31 @@
+// odma/fwd.hpp - forward declarations, for headers that only name odma types.
+#pragma once
+
+namespace odma {
+
+enum class errc : int;
+template <class T>
+class result;
+template <class Pointer>
+class address;
+struct config;
+struct request;
+class lease;
+struct region;
+class prediction;
+struct stats;
+
+namespace predict {
+struct constant;
+class oracle;
+}  // namespace predict
+
+namespace bucket {
+class fixed;
+}  // namespace bucket
+
+namespace backing {
+class host;
+}  // namespace backing
+
+}  // namespace odma
