@@ -1,0 +1,545 @@
+// odma/allocator.hpp - the composed KV-cache allocator.
+//
+// Vocabulary (one screen to learn the library):
+//   arena        - the memory one Backing provides, split into `planes` equal sub-arenas.
+//   token range  - every lease owns one contiguous range of token slots, the same range in
+//                  every plane; bytes = tokens x bytes_per_token over all planes.
+//   general area - the low part of the token space, where admissions are placed.
+//   safety pool  - the high part, config::safety_pool_fraction of it, kept for leases that
+//                  outgrow their bucket and cannot grow in place, and for largest-bucket
+//                  admissions when the general area is full.
+//   bucket       - a size class; a lease is admitted with the capacity of the bucket that
+//                  holds prompt + predicted generated tokens.
+//   lease        - the caller's handle to a region (see lease.hpp).
+#pragma once
+
+#include <odma/concepts.hpp>
+#include <odma/config.hpp>
+#include <odma/detail/extent_heap.hpp>
+#include <odma/errc.hpp>
+#include <odma/lease.hpp>
+#include <odma/prediction.hpp>
+#include <odma/request.hpp>
+#include <odma/result.hpp>
+#include <odma/stats.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace odma {
+
+namespace detail {
+/// A process-wide unique, never-zero id per allocator, so leases cannot cross allocators.
+inline std::uint64_t next_owner_id() noexcept {
+    static std::atomic<std::uint64_t> counter{0};
+    return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+}  // namespace detail
+
+/// A KV-cache allocator composed from a Predictor, a BucketPolicy and a Backing.
+///
+/// admit() predicts a request's length, picks the bucket that holds it and places one
+/// contiguous region; extend() grows a region as tokens are generated (in place when the space
+/// after it is free, otherwise by migrating the live tokens); release() frees it and teaches
+/// the predictor and bucket policy the true length.
+///
+/// Cost: admit, extend and release are O(1) in the number of live leases (TLSF placement, a
+/// slot table for handles); no call allocates heap memory in steady state. Policies are stored
+/// by value with [[no_unique_address]] and called directly.
+///
+/// Errors are returned as odma::errc (see errc.hpp); a stale or foreign lease is always
+/// detected. Exceptions come only from construction (config_error), from std::bad_alloc while
+/// bookkeeping grows, and from the policies themselves; in every case the allocator is left
+/// valid and a lease that was live stays live at its old size.
+///
+/// Not thread-safe; wrap it in odma::synchronized to share it between threads. Not copyable or
+/// movable: leases refer to it by identity.
+template <Predictor P, BucketPolicy B, Backing M>
+class allocator {
+public:
+    using predictor_type = P;
+    using bucket_policy_type = B;
+    using backing_type = M;
+    using pointer = typename M::pointer;
+
+    /// Validates `cfg` against the policies and the backing, then splits the arena.
+    /// Throws config_error naming the field that cannot work.
+    allocator(const odma::config& cfg, P predictor, B buckets, M backing)
+        : cfg_(cfg)
+        , predictor_(std::move(predictor))
+        , buckets_(std::move(buckets))
+        , backing_(std::move(backing))
+        , owner_(detail::next_owner_id()) {
+        detail::validate_fields(cfg_);
+        if (buckets_.max_tokens() != cfg_.max_tokens)
+            throw config_error("max_tokens", "the bucket policy's largest bucket is " +
+                                                 std::to_string(buckets_.max_tokens()) +
+                                                 " tokens but max_tokens is " +
+                                                 std::to_string(cfg_.max_tokens));
+        const std::size_t tokens = std::min<std::size_t>(backing_.capacity() / cfg_.bytes_per_token,
+                                                         std::numeric_limits<std::uint32_t>::max());
+        if (tokens < cfg_.max_tokens)
+            throw config_error("backing", "the arena of " + std::to_string(backing_.capacity()) +
+                                              " bytes holds " + std::to_string(tokens) +
+                                              " tokens, less than one max bucket (" +
+                                              std::to_string(cfg_.max_tokens) + " tokens)");
+        const auto safety = static_cast<std::uint32_t>(double(tokens) * cfg_.safety_pool_fraction);
+        const auto general = static_cast<std::uint32_t>(tokens - safety);
+        if (general < cfg_.max_tokens)
+            throw config_error("safety_pool_fraction",
+                               "leaves a general area of " + std::to_string(general) +
+                                   " tokens, less than one max bucket (" +
+                                   std::to_string(cfg_.max_tokens) + " tokens)");
+        plane_tokens_ = static_cast<std::uint32_t>(tokens);
+        areas_[general_area] = detail::extent_heap(0, general);
+        areas_[safety_area] = detail::extent_heap(general, safety);
+        stats_.arena_bytes = std::size_t(tokens) * cfg_.bytes_per_token;
+        stats_.safety_pool_bytes = std::size_t(safety) * cfg_.bytes_per_token;
+    }
+
+    allocator(const allocator&) = delete;
+    allocator& operator=(const allocator&) = delete;
+
+    /// Reserves a contiguous region for `r`: prompt + the predictor's (1 - overflow_risk)
+    /// quantile of generated tokens, rounded up to its bucket and capped at the request's own
+    /// limit (prompt + max_new_tokens, at most max_tokens). The region holds prompt_tokens
+    /// tokens on return.
+    ///
+    /// errc::invalid_request: prompt_tokens or max_new_tokens is 0, or prompt_tokens >=
+    ///                        max_tokens (no room left to generate).
+    /// errc::no_memory:       no free extent is large enough right now.
+    result<lease> admit(const request& r) {
+        if (r.prompt_tokens == 0 || r.max_new_tokens == 0 || r.prompt_tokens >= cfg_.max_tokens) {
+            ++stats_.rejected.invalid_request;
+            return errc::invalid_request;
+        }
+        const std::uint32_t limit = request_limit(r);
+        const prediction pred = predictor_.predict(r);
+        const std::uint32_t want_new =
+            std::clamp<std::uint32_t>(pred.quantile(1.0 - cfg_.overflow_risk), 1, r.max_new_tokens);
+        const std::uint32_t need = std::min<std::uint32_t>(limit, r.prompt_tokens + want_new);
+        const std::uint32_t bucket = bucket_for(need);
+        const std::uint32_t capacity = std::max(need, std::min(bucket, limit));
+
+        const std::uint32_t index = reserve_slot();  // may throw; nothing changed yet
+        std::uint8_t area = general_area;
+        auto block = areas_[general_area].allocate(capacity);
+        if (block == no_block && bucket >= buckets_.max_tokens()) {
+            area = safety_area;
+            block = areas_[safety_area].allocate(capacity);
+        }
+        if (block == no_block) {
+            ++stats_.rejected.admit_no_memory;
+            return errc::no_memory;
+        }
+        const std::uint32_t offset = areas_[area].offset(block);
+        if (!commit_tokens(offset, 0, r.prompt_tokens)) {
+            areas_[area].free(block);
+            ++stats_.rejected.admit_no_memory;
+            return errc::no_memory;
+        }
+
+        slot& s = slots_[index];
+        free_slot_ = s.next_free;
+        s.req = r;
+        s.block = block;
+        s.capacity = capacity;
+        s.used = r.prompt_tokens;
+        s.committed = r.prompt_tokens;
+        s.area = area;
+        s.live = true;
+        s.next_free = no_slot;
+
+        reserved_tokens_ += capacity;
+        used_tokens_ += s.used;
+        ++live_;
+        ++stats_.admissions;
+        if (area == safety_area) {
+            ++stats_.safety_pool_admissions;
+            safety_reserved_tokens_ += capacity;
+        }
+        note_peaks();
+        return lease_access::make(owner_, index, s.generation);
+    }
+
+    /// Makes `l` hold `total_tokens` tokens (prompt + generated so far).
+    ///
+    /// Within the reservation nothing moves (growth::unchanged; shrinking is allowed). Beyond
+    /// it the region first tries to grow into the free space right after it (in_place, the
+    /// address stays); otherwise the tokens it held are copied through the backing to a new
+    /// region in the general area or, failing that, the safety pool (migrated: call data()
+    /// again). The new capacity is the bucket of total_tokens, capped at the request's limit.
+    ///
+    /// errc::invalid_lease:   `l` is not live in this allocator.
+    /// errc::invalid_request: total_tokens is 0 or above max_tokens.
+    /// errc::no_memory:       no room anywhere; `l` stays valid at its old size and contents.
+    result<growth> extend(const lease& l, std::uint32_t total_tokens) {
+        slot* s = find(l);
+        if (!s) return reject_lease();
+        if (total_tokens == 0 || total_tokens > cfg_.max_tokens) {
+            ++stats_.rejected.invalid_request;
+            return errc::invalid_request;
+        }
+        detail::extent_heap& heap = areas_[s->area];
+        const std::uint32_t offset = heap.offset(s->block);
+        if (total_tokens <= s->capacity) {
+            if (!commit_tokens(offset, s->committed, total_tokens)) return extend_no_memory();
+            s->committed = std::max(s->committed, total_tokens);
+            set_used(*s, total_tokens);
+            return growth::unchanged;
+        }
+        const std::uint32_t target =
+            std::max(total_tokens, std::min(bucket_for(total_tokens), request_limit(s->req)));
+
+        // In place: take the free space after the region, up to the target capacity.
+        const std::uint32_t room = heap.room_after(s->block);
+        if (std::uint64_t(s->capacity) + room >= total_tokens) {
+            const std::uint32_t grown =
+                std::min<std::uint64_t>(target, std::uint64_t(s->capacity) + room);
+            if (!commit_tokens(offset, s->committed, total_tokens)) return extend_no_memory();
+            heap.grow(s->block, grown);
+            add_capacity(*s, grown - s->capacity);
+            s->capacity = grown;
+            s->committed = std::max(s->committed, total_tokens);
+            set_used(*s, total_tokens);
+            ++stats_.in_place_growths;
+            return growth::in_place;
+        }
+        return migrate(*s, total_tokens, target);
+    }
+
+    /// Frees `l` and teaches the predictor and bucket policy that the request generated
+    /// `generated_tokens` tokens. Every copy of `l` is stale afterwards.
+    ///
+    /// errc::invalid_lease: `l` is not live in this allocator (released twice, foreign, ...).
+    result<void> release(const lease& l, std::uint32_t generated_tokens) {
+        slot* s = find(l);
+        if (!s) return reject_lease();
+        const request finished = s->req;
+        free_slot(*s);
+        ++stats_.releases;
+        // The lease is gone before the policies run: if they throw, the allocator is valid.
+        const auto total = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+            cfg_.max_tokens, std::uint64_t(finished.prompt_tokens) + generated_tokens));
+        predictor_.observe(finished, generated_tokens);
+        buckets_.observe(total);
+        return {};
+    }
+
+    /// Frees `l` without teaching the policies anything: for requests that were preempted or
+    /// cancelled, whose final length is unknown.
+    result<void> abandon(const lease& l) {
+        slot* s = find(l);
+        if (!s) return reject_lease();
+        free_slot(*s);
+        ++stats_.releases;
+        return {};
+    }
+
+    /// Base address of `l`'s region in `plane` (0 when planes == 1). Token i of the lease is at
+    /// `data(l, p) + i * config().bytes_per_plane_token()`. Converts to a null pointer with
+    /// error() == errc::invalid_lease for a lease that is not live, invalid_request for a plane
+    /// out of range.
+    address<pointer> data(const lease& l, std::uint32_t plane = 0) const {
+        const slot* s = find(l);
+        if (!s) return reject_lease();
+        if (plane >= cfg_.planes) return errc::invalid_request;
+        return backing_.address(byte_offset(plane, areas_[s->area].offset(s->block)));
+    }
+
+    /// Where `l` lies and how full it is.
+    result<odma::region> region_of(const lease& l) const {
+        const slot* s = find(l);
+        if (!s) return reject_lease();
+        return odma::region{areas_[s->area].offset(s->block), s->capacity, s->used,
+                            s->area == safety_area};
+    }
+
+    /// True when `l` is a live lease of this allocator.
+    bool is_live(const lease& l) const noexcept { return find(l) != nullptr; }
+
+    /// Calls f(const lease&, const odma::region&) for every live lease, in slot order.
+    template <class F>
+    void for_each_live(F&& f) const {
+        for (std::uint32_t i = 0; i < slots_.size(); ++i) {
+            const slot& s = slots_[i];
+            if (!s.live) continue;
+            f(lease_access::make(owner_, i, s.generation),
+              odma::region{areas_[s.area].offset(s.block), s.capacity, s.used,
+                           s.area == safety_area});
+        }
+    }
+
+    /// Counters and current occupancy. Refreshes the derived figures (free space,
+    /// fragmentation), which walks one TLSF bin: cheap, but not meant for every token.
+    const odma::stats& stats() const {
+        stats_.reserved_bytes = bytes(reserved_tokens_);
+        stats_.used_bytes = bytes(used_tokens_);
+        stats_.safety_pool_reserved_bytes = bytes(safety_reserved_tokens_);
+        stats_.free_bytes = stats_.arena_bytes - stats_.reserved_bytes;
+        stats_.live_leases = live_;
+        const auto& general = areas_[general_area];
+        const std::uint32_t largest = general.largest_free();
+        stats_.largest_free_bytes = bytes(largest);
+        stats_.external_fragmentation =
+            general.free_units() ? 1.0 - double(largest) / double(general.free_units()) : 0.0;
+        return stats_;
+    }
+
+    /// Verifies every invariant by walking the arena and the lease table: blocks tile both
+    /// areas, free neighbours are coalesced, each live lease owns exactly one allocated block
+    /// and no two overlap, and free + live + safety pool == capacity. O(n log n); for tests and
+    /// debugging. errc::invariant_violation on the first breach.
+    result<void> check() const {
+        for (const auto& heap : areas_)
+            if (auto r = heap.check(); !r) return r;
+        if (areas_[general_area].length() + areas_[safety_area].length() != plane_tokens_)
+            return errc::invariant_violation;
+
+        struct extent {
+            std::uint64_t begin, end;
+        };
+        std::vector<extent> extents;
+        extents.reserve(live_);
+        std::uint64_t reserved = 0, used = 0, safety_reserved = 0;
+        std::uint64_t area_reserved[2] = {0, 0};
+        std::size_t live = 0;
+        for (const slot& s : slots_) {
+            if (!s.live) continue;
+            const auto& heap = areas_[s.area];
+            if (s.used > s.capacity || s.capacity != heap.size(s.block) || s.committed < s.used)
+                return errc::invariant_violation;
+            const std::uint64_t begin = heap.offset(s.block);
+            extents.push_back({begin, begin + s.capacity});
+            reserved += s.capacity;
+            used += s.used;
+            area_reserved[s.area] += s.capacity;
+            if (s.area == safety_area) safety_reserved += s.capacity;
+            ++live;
+        }
+        // Independent of the heaps' own links: sort the leases and look for overlap.
+        std::sort(extents.begin(), extents.end(),
+                  [](const extent& a, const extent& b) { return a.begin < b.begin; });
+        for (std::size_t i = 0; i < extents.size(); ++i) {
+            if (extents[i].end > plane_tokens_) return errc::invariant_violation;
+            if (i && extents[i].begin < extents[i - 1].end) return errc::invariant_violation;
+        }
+        // Allocated blocks are exactly the live leases: nothing leaked, nothing double-counted.
+        for (int a = 0; a < 2; ++a) {
+            std::uint64_t allocated = 0;
+            areas_[a].for_each_block([&](std::uint32_t, std::uint32_t size, bool is_free) {
+                if (!is_free) allocated += size;
+            });
+            if (allocated != area_reserved[a] ||
+                areas_[a].free_units() + area_reserved[a] != areas_[a].length())
+                return errc::invariant_violation;
+        }
+        if (reserved != reserved_tokens_ || used != used_tokens_ ||
+            safety_reserved != safety_reserved_tokens_ || live != live_)
+            return errc::invariant_violation;
+        return {};
+    }
+
+    const odma::config& config() const noexcept { return cfg_; }
+    P& predictor() noexcept { return predictor_; }
+    const P& predictor() const noexcept { return predictor_; }
+    B& bucket_policy() noexcept { return buckets_; }
+    const B& bucket_policy() const noexcept { return buckets_; }
+    M& backing() noexcept { return backing_; }
+    const M& backing() const noexcept { return backing_; }
+
+    /// Token slots per plane: general area + safety pool.
+    std::uint32_t capacity_tokens() const noexcept { return plane_tokens_; }
+    /// Token slots of the safety pool (they follow the general area).
+    std::uint32_t safety_pool_tokens() const noexcept { return areas_[safety_area].length(); }
+    /// Byte offset in the backing of token `token` of plane `plane`.
+    std::size_t byte_offset(std::uint32_t plane, std::size_t token) const noexcept {
+        return (std::size_t(plane) * plane_tokens_ + token) * cfg_.bytes_per_plane_token();
+    }
+
+private:
+    static constexpr std::uint8_t general_area = 0;
+    static constexpr std::uint8_t safety_area = 1;
+    static constexpr auto no_block = detail::extent_heap::no_block;
+    static constexpr std::uint32_t no_slot = std::numeric_limits<std::uint32_t>::max();
+
+    struct slot {
+        request req{};
+        detail::extent_heap::block_id block = no_block;
+        std::uint32_t generation = 1;  // 0 is never a live generation
+        std::uint32_t capacity = 0;    // tokens reserved
+        std::uint32_t used = 0;        // tokens held
+        std::uint32_t committed = 0;   // tokens committed in the backing (CommittingBacking)
+        std::uint32_t next_free = no_slot;
+        std::uint8_t area = general_area;
+        bool live = false;
+    };
+
+    std::uint32_t request_limit(const request& r) const noexcept {
+        return static_cast<std::uint32_t>(std::min<std::uint64_t>(
+            cfg_.max_tokens, std::uint64_t(r.prompt_tokens) + r.max_new_tokens));
+    }
+
+    // A policy returning less than asked, or more than max_tokens, cannot break placement.
+    std::uint32_t bucket_for(std::uint32_t tokens) const {
+        return std::clamp<std::uint32_t>(buckets_.capacity_for(tokens), tokens, cfg_.max_tokens);
+    }
+
+    std::size_t bytes(std::uint64_t tokens) const noexcept {
+        return std::size_t(tokens) * cfg_.bytes_per_token;
+    }
+
+    slot* find(const lease& l) noexcept { return const_cast<slot*>(std::as_const(*this).find(l)); }
+    const slot* find(const lease& l) const noexcept {
+        if (lease_access::owner(l) != owner_) return nullptr;
+        const std::uint32_t i = lease_access::slot(l);
+        if (i >= slots_.size()) return nullptr;
+        const slot& s = slots_[i];
+        return (s.live && s.generation == lease_access::generation(l)) ? &s : nullptr;
+    }
+
+    errc reject_lease() const noexcept {
+        ++stats_.rejected.invalid_lease;
+        return errc::invalid_lease;
+    }
+    errc extend_no_memory() noexcept {
+        ++stats_.rejected.extend_no_memory;
+        return errc::no_memory;
+    }
+
+    // Returns a free slot index, growing the table if needed. Strong guarantee.
+    std::uint32_t reserve_slot() {
+        if (free_slot_ == no_slot) {
+            slots_.emplace_back();
+            free_slot_ = static_cast<std::uint32_t>(slots_.size() - 1);
+        }
+        return free_slot_;
+    }
+
+    void free_slot(slot& s) noexcept {
+        auto& heap = areas_[s.area];
+        decommit_tokens(heap.offset(s.block), s.committed);
+        heap.free(s.block);
+        reserved_tokens_ -= s.capacity;
+        used_tokens_ -= s.used;
+        if (s.area == safety_area) safety_reserved_tokens_ -= s.capacity;
+        --live_;
+        s.live = false;
+        s.req = request{};
+        s.block = no_block;
+        s.capacity = s.used = s.committed = 0;
+        if (++s.generation == 0) s.generation = 1;
+        s.next_free = free_slot_;
+        free_slot_ = static_cast<std::uint32_t>(&s - slots_.data());
+    }
+
+    result<growth> migrate(slot& s, std::uint32_t total_tokens, std::uint32_t target) {
+        std::uint8_t area = general_area;
+        auto block = areas_[general_area].allocate(target);
+        if (block == no_block) {
+            area = safety_area;
+            block = areas_[safety_area].allocate(target);
+        }
+        if (block == no_block) return extend_no_memory();
+        const std::uint32_t from = areas_[s.area].offset(s.block);
+        const std::uint32_t to = areas_[area].offset(block);
+        if (!commit_tokens(to, 0, total_tokens)) {
+            areas_[area].free(block);
+            return extend_no_memory();
+        }
+        try {
+            const std::size_t live_bytes = std::size_t(s.used) * cfg_.bytes_per_plane_token();
+            for (std::uint32_t p = 0; p < cfg_.planes; ++p)
+                backing_.copy(byte_offset(p, to), byte_offset(p, from), live_bytes);
+        } catch (...) {
+            decommit_tokens(to, total_tokens);
+            areas_[area].free(block);
+            throw;
+        }
+        decommit_tokens(from, s.committed);
+        areas_[s.area].free(s.block);
+
+        stats_.migrated_bytes += std::uint64_t(s.used) * cfg_.bytes_per_token;
+        ++stats_.migrations;
+        if (area == safety_area) ++stats_.safety_pool_migrations;
+        reserved_tokens_ += target - s.capacity;
+        if (s.area == safety_area) safety_reserved_tokens_ -= s.capacity;
+        if (area == safety_area) safety_reserved_tokens_ += target;
+        s.block = block;
+        s.area = area;
+        s.capacity = target;
+        s.committed = total_tokens;
+        set_used(s, total_tokens);
+        note_peaks();
+        return growth::migrated;
+    }
+
+    void add_capacity(slot& s, std::uint32_t extra) noexcept {
+        reserved_tokens_ += extra;
+        if (s.area == safety_area) safety_reserved_tokens_ += extra;
+    }
+
+    void set_used(slot& s, std::uint32_t tokens) noexcept {
+        used_tokens_ = used_tokens_ - s.used + tokens;
+        s.used = tokens;
+        note_peaks();
+    }
+
+    void note_peaks() noexcept {
+        stats_.peak_live_leases = std::max(stats_.peak_live_leases, live_);
+        stats_.peak_used_bytes = std::max(stats_.peak_used_bytes, bytes(used_tokens_));
+    }
+
+    // Commits tokens [from, to) of the region at `offset` in every plane; on failure undoes
+    // the planes already committed and returns false. A no-op for plain backings.
+    bool commit_tokens(std::uint32_t offset, std::uint32_t from, std::uint32_t to) {
+        if constexpr (CommittingBacking<M>) {
+            if (to <= from) return true;
+            const std::size_t len = std::size_t(to - from) * cfg_.bytes_per_plane_token();
+            for (std::uint32_t p = 0; p < cfg_.planes; ++p) {
+                if (!backing_.commit(byte_offset(p, std::size_t(offset) + from), len)) {
+                    for (std::uint32_t q = 0; q < p; ++q)
+                        backing_.decommit(byte_offset(q, std::size_t(offset) + from), len);
+                    return false;
+                }
+            }
+        } else {
+            (void)offset, (void)from, (void)to;
+        }
+        return true;
+    }
+
+    void decommit_tokens(std::uint32_t offset, std::uint32_t tokens) noexcept {
+        if constexpr (CommittingBacking<M>) {
+            if (tokens == 0) return;
+            const std::size_t len = std::size_t(tokens) * cfg_.bytes_per_plane_token();
+            for (std::uint32_t p = 0; p < cfg_.planes; ++p)
+                backing_.decommit(byte_offset(p, offset), len);
+        } else {
+            (void)offset, (void)tokens;
+        }
+    }
+
+    odma::config cfg_;
+    [[no_unique_address]] P predictor_;
+    [[no_unique_address]] B buckets_;
+    [[no_unique_address]] M backing_;
+    std::uint64_t owner_;
+    std::uint32_t plane_tokens_ = 0;
+    detail::extent_heap areas_[2];
+    std::vector<slot> slots_;
+    std::uint32_t free_slot_ = no_slot;
+    std::uint64_t reserved_tokens_ = 0;
+    std::uint64_t used_tokens_ = 0;
+    std::uint64_t safety_reserved_tokens_ = 0;
+    std::size_t live_ = 0;
+    mutable odma::stats stats_;
+};
+
+}  // namespace odma

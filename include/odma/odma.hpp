@@ -1,0 +1,24 @@
+// odma/odma.hpp - everything odma offers that needs no vendor toolkit.
+//
+// Include this for convenience, or include the one header you need: every header under
+// odma/ compiles on its own.
+#pragma once
+
+#include <odma/version.hpp>
+
+#include <odma/allocator.hpp>
+#include <odma/concepts.hpp>
+#include <odma/config.hpp>
+#include <odma/errc.hpp>
+#include <odma/lease.hpp>
+#include <odma/prediction.hpp>
+#include <odma/request.hpp>
+#include <odma/result.hpp>
+#include <odma/stats.hpp>
+
+#include <odma/predict/constant.hpp>
+#include <odma/predict/oracle.hpp>
+
+#include <odma/bucket/fixed.hpp>
+
+#include <odma/backing/host.hpp>
