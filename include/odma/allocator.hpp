@@ -139,8 +139,7 @@ public:
             return errc::no_memory;
         }
         const std::uint32_t offset = areas_[area].offset(block);
-        if (!commit_tokens(offset, 0, r.prompt_tokens)) {
-            areas_[area].free(block);
+        if (!commit_or_free(area, block, offset, r.prompt_tokens)) {
             ++stats_.rejected.admit_no_memory;
             return errc::no_memory;
         }
@@ -449,10 +448,7 @@ private:
         if (block == no_block) return extend_no_memory();
         const std::uint32_t from = areas_[s.area].offset(s.block);
         const std::uint32_t to = areas_[area].offset(block);
-        if (!commit_tokens(to, 0, total_tokens)) {
-            areas_[area].free(block);
-            return extend_no_memory();
-        }
+        if (!commit_or_free(area, block, to, total_tokens)) return extend_no_memory();
         try {
             const std::size_t live_bytes = std::size_t(s.used) * cfg_.bytes_per_plane_token();
             for (std::uint32_t p = 0; p < cfg_.planes; ++p)
@@ -496,23 +492,47 @@ private:
         stats_.peak_used_bytes = std::max(stats_.peak_used_bytes, bytes(used_tokens_));
     }
 
-    // Commits tokens [from, to) of the region at `offset` in every plane; on failure undoes
-    // the planes already committed and returns false. A no-op for plain backings.
+    // Commits tokens [from, to) of the region at `offset` in every plane. On failure, whether
+    // commit() returns false or throws, undoes the planes already committed, then returns false
+    // or rethrows. A no-op for plain backings.
     bool commit_tokens(std::uint32_t offset, std::uint32_t from, std::uint32_t to) {
         if constexpr (CommittingBacking<M>) {
             if (to <= from) return true;
             const std::size_t len = std::size_t(to - from) * cfg_.bytes_per_plane_token();
-            for (std::uint32_t p = 0; p < cfg_.planes; ++p) {
-                if (!backing_.commit(byte_offset(p, std::size_t(offset) + from), len)) {
-                    for (std::uint32_t q = 0; q < p; ++q)
-                        backing_.decommit(byte_offset(q, std::size_t(offset) + from), len);
-                    return false;
-                }
+            std::uint32_t p = 0;
+            auto undo = [&] {
+                for (std::uint32_t q = 0; q < p; ++q)
+                    backing_.decommit(byte_offset(q, std::size_t(offset) + from), len);
+            };
+            try {
+                for (; p < cfg_.planes; ++p)
+                    if (!backing_.commit(byte_offset(p, std::size_t(offset) + from), len)) {
+                        undo();
+                        return false;
+                    }
+            } catch (...) {
+                undo();
+                throw;
             }
         } else {
             (void)offset, (void)from, (void)to;
         }
         return true;
+    }
+
+    // Commits the first `tokens` tokens of a block just allocated in `area`; if that fails or
+    // throws, the block goes back to the heap, so nothing leaks.
+    bool commit_or_free(std::uint8_t area, detail::extent_heap::block_id block,
+                        std::uint32_t offset, std::uint32_t tokens) {
+        bool ok = false;
+        try {
+            ok = commit_tokens(offset, 0, tokens);
+        } catch (...) {
+            areas_[area].free(block);
+            throw;
+        }
+        if (!ok) areas_[area].free(block);
+        return ok;
     }
 
     void decommit_tokens(std::uint32_t offset, std::uint32_t tokens) noexcept {
