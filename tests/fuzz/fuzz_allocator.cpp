@@ -1,0 +1,328 @@
+// Fuzz target: bytes -> a configuration and a sequence of admit / extend / release / abandon /
+// bad-handle operations against one of every policy combination, with check() after each.
+//
+// Built two ways (tests/fuzz/CMakeLists.txt):
+//   odma_fuzz_allocator  clang -fsanitize=fuzzer,address,undefined; libFuzzer drives it.
+//   odma_fuzz_replay     any compiler, with replay_main.cpp: runs the committed corpus and a
+//                        fixed set of seeded random inputs as an ordinary ctest.
+//
+// Besides check() (every heap and lease-table invariant), each operation's outcome is checked
+// against the contract: the error codes allowed for the input, the growth kind against the
+// region before and after, the used-token count, the bytes of every token a lease holds (each
+// lease's tokens carry a pattern, so an overlap or a bad migration copy shows up), stale and
+// foreign handles refused, and at the end, with every lease released, an arena that is whole
+// again. A breach prints the line and aborts, which libFuzzer records as a crash.
+#include "fuzz_allocator.hpp"
+
+#include "support/combos.hpp"
+
+#include <odma/odma.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+namespace {
+
+std::atomic<std::uint64_t> operations{0};  // allocator calls, over all inputs
+std::atomic<std::uint64_t> inputs{0};
+
+[[noreturn]] void fail(const char* what, int line) {
+    std::fprintf(stderr, "odma fuzz: check failed at fuzz_allocator.cpp:%d: %s\n", line, what);
+    std::abort();
+}
+#define FUZZ_CHECK(cond) ((cond) ? void(0) : fail(#cond, __LINE__))
+
+/// Reads the input front to back; past the end every read is 0, so any input is complete.
+class byte_reader {
+public:
+    byte_reader(const std::uint8_t* data, std::size_t size) : p_(data), left_(size) {}
+    bool empty() const noexcept { return left_ == 0; }
+    std::uint8_t u8() noexcept {
+        if (left_ == 0) return 0;
+        --left_;
+        return *p_++;
+    }
+    std::uint16_t u16() noexcept { return std::uint16_t(u8() | (u8() << 8)); }
+
+private:
+    const std::uint8_t* p_;
+    std::size_t left_;
+};
+
+using odma::errc;
+using odma::growth;
+
+// Every combination the fuzzer covers: the library's own, plus a committing test backing.
+template <class... A, class... B>
+odma_test::type_list<A..., B...> concat(odma_test::type_list<A...>, odma_test::type_list<B...>);
+using fuzzed_combos = decltype(concat(odma_test::library_combos{}, odma_test::test_only_combos{}));
+
+std::byte pattern(std::uint64_t id, std::uint32_t plane, std::size_t i) {
+    return std::byte((id * 131 + plane * 17 + i * 7 + (i >> 9)) & 0xff);
+}
+
+/// A lease of another allocator, for the foreign-handle case.
+const odma::lease& foreign_lease() {
+    static const auto other = [] {
+        using c =
+            odma_test::combo<odma::predict::constant, odma::bucket::fixed, odma::backing::host>;
+        odma::config cfg{.bytes_per_token = 1, .max_tokens = 16, .safety_pool_fraction = 0.0};
+        return c::make({cfg, 64, 0});
+    }();
+    static const odma::lease l = *other->admit({.id = 1, .prompt_tokens = 1, .max_new_tokens = 1});
+    return l;
+}
+
+template <class Combo>
+void run(byte_reader& in) {
+    // --- configuration ---------------------------------------------------------------------
+    odma::config cfg;
+    cfg.planes = 1u << (in.u8() % 3);  // 1, 2 or 4
+    cfg.bytes_per_token = cfg.planes * (1 + in.u8() % 4);
+    cfg.max_tokens = 8 + in.u16() % 505;
+    cfg.safety_pool_fraction = (in.u8() % 5) * 0.1;
+    cfg.overflow_risk = (in.u8() % 4) * 0.1;
+    const std::uint32_t general = cfg.max_tokens * (1 + in.u8() % 6) + in.u8();
+    const auto tokens = std::uint32_t(double(general) / (1.0 - cfg.safety_pool_fraction)) + 2;
+    odma_test::build_context ctx{cfg, std::size_t(tokens) * cfg.bytes_per_token, in.u8()};
+    if (const std::uint8_t bad = in.u8(); bad < 8) {
+        // One field broken in a way validation must catch: the constructor throws, nothing
+        // else happens.
+        switch (bad % 4) {
+            case 0:
+                ctx.cfg.bytes_per_token = ctx.cfg.planes == 1 ? 0 : ctx.cfg.planes + 1;
+                break;
+            case 1:
+                ctx.cfg.safety_pool_fraction = 1.0;
+                break;
+            case 2:
+                ctx.cfg.overflow_risk = -0.5;
+                break;
+            default:
+                ctx.arena_bytes = cfg.bytes_per_token * (cfg.max_tokens - 1);
+        }
+        ++operations;
+        try {
+            (void)Combo::make(ctx);
+        } catch (const odma::config_error&) {
+            return;
+        }
+        fail("a broken configuration was accepted", __LINE__);
+    }
+    const auto kv_ptr = Combo::make(ctx);
+    auto& kv = *kv_ptr;
+    const std::size_t plane_bytes = cfg.bytes_per_plane_token();
+    const std::size_t arena_bytes = kv.stats().arena_bytes;
+
+    struct model_lease {
+        odma::lease handle;
+        std::uint64_t id;
+        std::uint32_t prompt, used;
+    };
+    std::vector<model_lease> live;
+    std::vector<odma::lease> stale;
+    std::uint64_t next_id = 1;
+
+    auto write = [&](const model_lease& m, std::uint32_t from, std::uint32_t to) {
+        for (std::uint32_t p = 0; p < cfg.planes; ++p) {
+            std::byte* base = kv.data(m.handle, p);
+            FUZZ_CHECK(base != nullptr);
+            for (std::size_t i = from * plane_bytes; i < to * plane_bytes; ++i)
+                base[i] = pattern(m.id, p, i);
+        }
+    };
+    auto intact = [&](const model_lease& m, std::uint32_t tokens) {
+        for (std::uint32_t p = 0; p < cfg.planes; ++p) {
+            const std::byte* base = kv.data(m.handle, p);
+            for (std::size_t i = 0; i < tokens * plane_bytes; ++i)
+                if (base[i] != pattern(m.id, p, i)) return false;
+        }
+        return true;
+    };
+    auto refused = [&](const odma::lease& l) {
+        FUZZ_CHECK(!kv.is_live(l));
+        FUZZ_CHECK(kv.extend(l, 1).error() == errc::invalid_lease);
+        FUZZ_CHECK(kv.data(l).error() == errc::invalid_lease);
+        FUZZ_CHECK(kv.region_of(l).error() == errc::invalid_lease);
+        FUZZ_CHECK(kv.release(l, 1).error() == errc::invalid_lease);
+        FUZZ_CHECK(kv.abandon(l).error() == errc::invalid_lease);
+        operations += 6;
+    };
+    auto retire = [&](std::size_t i) {
+        stale.push_back(live[i].handle);
+        if (stale.size() > 32) stale.erase(stale.begin());
+        live[i] = live.back();
+        live.pop_back();
+    };
+
+    // --- operations ------------------------------------------------------------------------
+    for (int step = 0; step < 4096 && !in.empty(); ++step) {
+        const std::uint8_t op = in.u8();
+        switch (op % 8) {
+            case 0:
+            case 1: {  // admit
+                const std::uint32_t prompt = in.u16() % (cfg.max_tokens + 8);
+                const std::uint32_t max_new = in.u16() % 1024;
+                const std::uint64_t id = next_id++;
+                odma_test::tell_length(kv, id, in.u16() % 1024);
+                const odma::request r{.id = id, .prompt_tokens = prompt, .max_new_tokens = max_new};
+                auto l = kv.admit(r);
+                ++operations;
+                if (prompt == 0 || max_new == 0 || prompt >= cfg.max_tokens) {
+                    FUZZ_CHECK(l.error() == errc::invalid_request);
+                } else if (!l) {
+                    FUZZ_CHECK(l.error() == errc::no_memory);
+                } else {
+                    const auto reg = *kv.region_of(*l);
+                    FUZZ_CHECK(reg.used == prompt);
+                    FUZZ_CHECK(reg.capacity > prompt);  // room for at least one new token
+                    FUZZ_CHECK(reg.capacity <= cfg.max_tokens);
+                    FUZZ_CHECK(reg.offset_tokens + reg.capacity <= kv.capacity_tokens());
+                    live.push_back({*l, id, prompt, prompt});
+                    write(live.back(), 0, prompt);
+                }
+                break;
+            }
+            case 2:
+            case 3: {  // extend
+                if (live.empty()) break;
+                model_lease& m = live[in.u8() % live.size()];
+                const std::uint8_t how = in.u8();
+                std::uint32_t total;
+                if (how < 200)
+                    total = std::min(cfg.max_tokens, m.used + 1 + in.u8() % 64);  // grow
+                else if (how < 240)
+                    total = 1 + in.u16() % cfg.max_tokens;  // anywhere, shrinking included
+                else
+                    total = how % 2 ? 0 : cfg.max_tokens + 1 + in.u8();  // impossible
+                const auto before = *kv.region_of(m.handle);
+                auto g = kv.extend(m.handle, total);
+                ++operations;
+                const auto after = *kv.region_of(m.handle);
+                if (total == 0 || total > cfg.max_tokens) {
+                    FUZZ_CHECK(g.error() == errc::invalid_request);
+                } else if (!g) {
+                    FUZZ_CHECK(g.error() == errc::no_memory);
+                    FUZZ_CHECK(total > before.capacity);
+                }
+                if (!g) {  // nothing moved
+                    FUZZ_CHECK(after.offset_tokens == before.offset_tokens &&
+                               after.capacity == before.capacity && after.used == m.used);
+                    FUZZ_CHECK(intact(m, m.used));
+                    break;
+                }
+                FUZZ_CHECK(after.used == total && after.capacity >= total);
+                switch (*g) {
+                    case growth::unchanged:
+                        FUZZ_CHECK(total <= before.capacity);
+                        FUZZ_CHECK(after.offset_tokens == before.offset_tokens &&
+                                   after.capacity == before.capacity);
+                        break;
+                    case growth::in_place:
+                        FUZZ_CHECK(total > before.capacity);
+                        FUZZ_CHECK(after.offset_tokens == before.offset_tokens &&
+                                   after.in_safety_pool == before.in_safety_pool);
+                        break;
+                    case growth::migrated:
+                        FUZZ_CHECK(total > before.capacity);
+                        FUZZ_CHECK(after.offset_tokens != before.offset_tokens ||
+                                   after.in_safety_pool != before.in_safety_pool);
+                        break;
+                }
+                FUZZ_CHECK(intact(m, std::min(m.used, total)));
+                if (total > m.used) write(m, m.used, total);
+                m.used = total;
+                break;
+            }
+            case 4:
+            case 5: {  // release or abandon
+                if (live.empty()) break;
+                const std::size_t i = in.u8() % live.size();
+                FUZZ_CHECK(intact(live[i], live[i].used));
+                const odma::lease l = live[i].handle;
+                const auto done =
+                    op % 8 == 4 ? kv.release(l, live[i].used - live[i].prompt) : kv.abandon(l);
+                ++operations;
+                FUZZ_CHECK(done.has_value());
+                FUZZ_CHECK(!kv.is_live(l));
+                retire(i);
+                break;
+            }
+            case 6: {  // a bad handle of some kind
+                const std::uint8_t kind = in.u8() % 4;
+                if (kind == 0 && !stale.empty()) refused(stale[in.u8() % stale.size()]);
+                if (kind == 1) refused(foreign_lease());
+                if (kind == 2) refused(odma::lease{});
+                if (kind == 3 && !live.empty()) {
+                    odma::lease copy = live[in.u8() % live.size()].handle;
+                    const odma::lease taken = std::move(copy);
+                    refused(copy);  // moved-from
+                    FUZZ_CHECK(kv.data(taken, cfg.planes).error() == errc::invalid_request);
+                    FUZZ_CHECK(kv.is_live(taken));
+                }
+                break;
+            }
+            default: {  // the counters agree with the model
+                const auto s = kv.stats();
+                std::uint64_t used = 0;
+                for (const auto& m : live)
+                    used += m.used;
+                FUZZ_CHECK(s.live_leases == live.size());
+                FUZZ_CHECK(s.used_bytes == used * cfg.bytes_per_token);
+                FUZZ_CHECK(s.reserved_bytes + s.free_bytes == arena_bytes);
+                FUZZ_CHECK(s.external_fragmentation >= 0.0 && s.external_fragmentation < 1.0);
+                ++operations;
+            }
+        }
+        FUZZ_CHECK(kv.check().has_value());
+    }
+
+    // --- drain: the arena is whole again ---------------------------------------------------
+    for (const auto& m : live) {
+        FUZZ_CHECK(intact(m, m.used));
+        FUZZ_CHECK(kv.release(m.handle, 0).has_value());
+        ++operations;
+    }
+    const auto s = kv.stats();
+    FUZZ_CHECK(s.live_leases == 0 && s.reserved_bytes == 0 && s.free_bytes == arena_bytes);
+    FUZZ_CHECK(s.external_fragmentation == 0.0);
+    FUZZ_CHECK(s.largest_free_bytes ==
+               std::size_t(kv.capacity_tokens() - kv.safety_pool_tokens()) * cfg.bytes_per_token);
+    if constexpr (requires { kv.backing().committed; }) FUZZ_CHECK(kv.backing().committed == 0);
+    FUZZ_CHECK(kv.check().has_value());
+}
+
+}  // namespace
+
+namespace odma_fuzz {
+
+void run_one(const std::uint8_t* data, std::size_t size) {
+    byte_reader in(data, size);
+    ++inputs;
+    odma_test::with_combo(fuzzed_combos{}, in.u8() % fuzzed_combos::size,
+                          [&]<class Combo>() { run<Combo>(in); });
+}
+
+void print_totals() {
+    std::fprintf(stderr,
+                 "odma fuzz: %llu allocator operations over %llu inputs, %zu combinations\n",
+                 static_cast<unsigned long long>(operations.load()),
+                 static_cast<unsigned long long>(inputs.load()), fuzzed_combos::size);
+}
+
+}  // namespace odma_fuzz
+
+#ifndef ODMA_FUZZ_REPLAY
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    std::atexit(odma_fuzz::print_totals);
+    return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    odma_fuzz::run_one(data, size);
+    return 0;
+}
+#endif

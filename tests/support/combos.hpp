@@ -1,0 +1,135 @@
+// The policy combinations that the fuzzer, the soak test and the benchmarks iterate over.
+//
+// Each policy gets a policy_factory<T> that builds it from a build_context; a combo<P, B, M>
+// builds the composed allocator from the three factories. Covering a new policy takes two
+// steps: a policy_factory specialisation, and its combos in the lists at the bottom.
+#pragma once
+
+#include <odma/odma.hpp>
+
+#include "test_backings.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace odma_test {
+
+/// What a factory may use to build its policy.
+struct build_context {
+    odma::config cfg;
+    std::size_t arena_bytes = 0;
+    /// Picks among a policy's variants (the fixed bucket layouts); any value is valid.
+    std::uint32_t variant = 0;
+};
+
+/// How to build policy T; specialised once per policy.
+template <class T>
+struct policy_factory;
+
+template <>
+struct policy_factory<odma::predict::constant> {
+    static constexpr const char* name = "constant";
+    static odma::predict::constant make(const build_context&) { return {}; }
+};
+
+template <>
+struct policy_factory<odma::predict::oracle> {
+    static constexpr const char* name = "oracle";
+    static odma::predict::oracle make(const build_context&) { return {}; }
+};
+
+template <>
+struct policy_factory<odma::bucket::fixed> {
+    static constexpr const char* name = "fixed";
+    /// Variants: uniform(16) (S3-style), geometric(4 per doubling), powers of two, one bucket.
+    static odma::bucket::fixed make(const build_context& c) {
+        const std::uint32_t max = c.cfg.max_tokens;
+        const std::uint32_t min = std::min<std::uint32_t>(16, max);
+        switch (c.variant % 4) {
+            case 0:
+                return odma::bucket::fixed::uniform(std::min<std::uint32_t>(16, max), max);
+            case 1:
+                return odma::bucket::fixed::geometric(min, max);
+            case 2:
+                return odma::bucket::fixed::powers_of_two(min, max);
+            default:
+                return odma::bucket::fixed::explicit_list({max});
+        }
+    }
+};
+
+template <>
+struct policy_factory<odma::backing::host> {
+    static constexpr const char* name = "host";
+    static odma::backing::host make(const build_context& c) {
+        return odma::backing::host(c.arena_bytes);
+    }
+};
+
+/// Test-only: a host arena with commit/decommit, so the CommittingBacking paths run too.
+template <>
+struct policy_factory<counting_commit_backing> {
+    static constexpr const char* name = "committing";
+    static counting_commit_backing make(const build_context& c) {
+        return counting_commit_backing(c.arena_bytes);
+    }
+};
+
+/// One composed allocator type and how to build it.
+template <class P, class B, class M>
+struct combo {
+    using allocator_type = odma::allocator<P, B, M>;
+
+    static std::string name() {
+        return std::string(policy_factory<P>::name) + "/" + policy_factory<B>::name + "/" +
+               policy_factory<M>::name;
+    }
+    /// The allocator is neither copyable nor movable, hence the unique_ptr.
+    static std::unique_ptr<allocator_type> make(const build_context& c) {
+        return std::make_unique<allocator_type>(c.cfg, policy_factory<P>::make(c),
+                                                policy_factory<B>::make(c),
+                                                policy_factory<M>::make(c));
+    }
+};
+
+template <class... Combos>
+struct type_list {
+    static constexpr std::size_t size = sizeof...(Combos);
+};
+
+/// Calls f.template operator()<Combo>() for every combo of the list, in order.
+template <class... Combos, class F>
+void for_each_combo(type_list<Combos...>, F&& f) {
+    (f.template operator()<Combos>(), ...);
+}
+
+/// Calls f.template operator()<Combo>() for the index-th combo of the list (index < size).
+template <class... Combos, class F>
+void with_combo(type_list<Combos...>, std::size_t index, F&& f) {
+    std::size_t i = 0;
+    ((i++ == index ? (f.template operator()<Combos>(), 0) : 0), ...);
+}
+
+/// A replay knows each request's true length; predictors that can be told it (the oracle)
+/// are told. Other predictors ignore it.
+template <class Allocator>
+void tell_length(Allocator& kv, std::uint64_t id, std::uint32_t generated) {
+    if constexpr (requires { kv.predictor().tell(id, generated); })
+        kv.predictor().tell(id, generated);
+}
+
+// --- The lists ------------------------------------------------------------------------------
+// Library policies: every shipped predictor x bucket policy x host-side backing.
+using library_combos =
+    type_list<combo<odma::predict::constant, odma::bucket::fixed, odma::backing::host>,
+              combo<odma::predict::oracle, odma::bucket::fixed, odma::backing::host>>;
+
+// Extra combos only the fuzzer runs: the commit/decommit paths of a committing backing.
+using test_only_combos =
+    type_list<combo<odma::predict::constant, odma::bucket::fixed, counting_commit_backing>,
+              combo<odma::predict::oracle, odma::bucket::fixed, counting_commit_backing>>;
+
+}  // namespace odma_test
