@@ -121,6 +121,14 @@ void tell_length(Allocator& kv, std::uint64_t id, std::uint32_t generated) {
         kv.predictor().tell(id, generated);
 }
 
+/// Drops what tell_length() told about a request that will never be released (refused or
+/// abandoned), so the predictor's memory stays bounded.
+template <class Allocator>
+void forget_length(Allocator& kv, std::uint64_t id) {
+    if constexpr (requires { kv.predictor().tell(id, 0u); })
+        kv.predictor().observe(odma::request{.id = id}, 0);
+}
+
 // --- The lists ------------------------------------------------------------------------------
 // Library policies: every shipped predictor x bucket policy x host-side backing.
 using library_combos =
