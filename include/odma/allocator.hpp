@@ -185,11 +185,8 @@ public:
             ++stats_.rejected.invalid_request;
             return errc::invalid_request;
         }
-        detail::extent_heap& heap = areas_[s->area];
-        const std::uint32_t offset = heap.offset(s->block);
         if (total_tokens <= s->capacity) {
-            if (!commit_tokens(offset, s->committed, total_tokens)) return extend_no_memory();
-            s->committed = std::max(s->committed, total_tokens);
+            if (!commit_through(*s, total_tokens)) return extend_no_memory();
             set_used(*s, total_tokens);
             return growth::unchanged;
         }
@@ -197,15 +194,15 @@ public:
             std::max(total_tokens, std::min(bucket_for(total_tokens), request_limit(s->req)));
 
         // In place: take the free space after the region, up to the target capacity.
+        detail::extent_heap& heap = areas_[s->area];
         const std::uint32_t room = heap.room_after(s->block);
         if (std::uint64_t(s->capacity) + room >= total_tokens) {
             const std::uint32_t grown =
                 std::min<std::uint64_t>(target, std::uint64_t(s->capacity) + room);
-            if (!commit_tokens(offset, s->committed, total_tokens)) return extend_no_memory();
+            if (!commit_through(*s, total_tokens)) return extend_no_memory();
             heap.grow(s->block, grown);
             add_capacity(*s, grown - s->capacity);
             s->capacity = grown;
-            s->committed = std::max(s->committed, total_tokens);
             set_used(*s, total_tokens);
             ++stats_.in_place_growths;
             return growth::in_place;
@@ -312,7 +309,8 @@ public:
         for (const slot& s : slots_) {
             if (!s.live) continue;
             const auto& heap = areas_[s.area];
-            if (s.used > s.capacity || s.capacity != heap.size(s.block) || s.committed < s.used)
+            if (s.used > s.capacity || s.capacity != heap.size(s.block) ||
+                (CommittingBacking<M> && s.committed < s.used))
                 return errc::invariant_violation;
             const std::uint64_t begin = heap.offset(s.block);
             extents.push_back({begin, begin + s.capacity});
@@ -374,7 +372,8 @@ private:
         std::uint32_t generation = 1;  // 0 is never a live generation
         std::uint32_t capacity = 0;    // tokens reserved
         std::uint32_t used = 0;        // tokens held
-        std::uint32_t committed = 0;   // tokens committed in the backing (CommittingBacking)
+        std::uint32_t committed = 0;   // tokens committed in the backing (CommittingBacking
+                                       // only; other backings do not keep it up to date)
         std::uint32_t next_free = no_slot;
         std::uint8_t area = general_area;
         bool live = false;
@@ -516,6 +515,18 @@ private:
             }
         } else {
             (void)offset, (void)from, (void)to;
+        }
+        return true;
+    }
+
+    // Makes the first `tokens` tokens of live slot `s` committed and records it. Plain backings
+    // skip even the bookkeeping: extend() on them does only what placement needs.
+    bool commit_through(slot& s, std::uint32_t tokens) {
+        if constexpr (CommittingBacking<M>) {
+            if (!commit_tokens(areas_[s.area].offset(s.block), s.committed, tokens)) return false;
+            s.committed = std::max(s.committed, tokens);
+        } else {
+            (void)s, (void)tokens;
         }
         return true;
     }
