@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -310,7 +311,7 @@ public:
             if (!s.live) continue;
             const auto& heap = areas_[s.area];
             if (s.used > s.capacity || s.capacity != heap.size(s.block) ||
-                (CommittingBacking<M> && s.committed < s.used))
+                (CommittingBacking<M> && std::uint32_t(s.committed) < s.used))
                 return errc::invariant_violation;
             const std::uint64_t begin = heap.offset(s.block);
             extents.push_back({begin, begin + s.capacity});
@@ -366,17 +367,27 @@ private:
     static constexpr auto no_block = detail::extent_heap::no_block;
     static constexpr std::uint32_t no_slot = std::numeric_limits<std::uint32_t>::max();
 
+    // Tokens committed in the backing. Only a CommittingBacking needs the count; for other
+    // backings it is an empty stand-in that reads as 0 and ignores writes, so the slot stays
+    // one 64-byte cache line.
+    struct no_commit_count {
+        constexpr operator std::uint32_t() const noexcept { return 0; }
+        constexpr no_commit_count& operator=(std::uint32_t) noexcept { return *this; }
+    };
+    using commit_count = std::conditional_t<CommittingBacking<M>, std::uint32_t, no_commit_count>;
+
+    // What every call reads comes first, so that find() and extend() usually touch one
+    // cache line; the request, read only on release and on growth, comes last.
     struct slot {
-        request req{};
-        detail::extent_heap::block_id block = no_block;
         std::uint32_t generation = 1;  // 0 is never a live generation
-        std::uint32_t capacity = 0;    // tokens reserved
-        std::uint32_t used = 0;        // tokens held
-        std::uint32_t committed = 0;   // tokens committed in the backing (CommittingBacking
-                                       // only; other backings do not keep it up to date)
-        std::uint32_t next_free = no_slot;
-        std::uint8_t area = general_area;
         bool live = false;
+        std::uint8_t area = general_area;
+        detail::extent_heap::block_id block = no_block;
+        std::uint32_t capacity = 0;  // tokens reserved
+        std::uint32_t used = 0;      // tokens held
+        std::uint32_t next_free = no_slot;
+        [[no_unique_address]] commit_count committed{};
+        request req{};
     };
 
     std::uint32_t request_limit(const request& r) const noexcept {
