@@ -144,9 +144,7 @@ public:
                            "fallback cnrtMalloc(" + std::to_string(bytes) + " bytes) on MLU " +
                                std::to_string(device_) + " (no virtual address management)");
         fallback_base_ = static_cast<std::byte*>(p);
-        fallback_capacity_ = bytes;
-        fallback_counters_.granule_bytes = bytes;
-        fallback_counters_.mapped_bytes = fallback_counters_.peak_mapped_bytes = bytes;
+        whole_ = detail::fully_backed(bytes);
     }
 
     cndrv_vmm(cndrv_vmm&& other) noexcept { take(other); }
@@ -163,7 +161,7 @@ public:
 
     /// Reserved bytes: virtual, whole granules (the whole physical arena in fallback mode).
     std::size_t capacity() const noexcept {
-        return fallback_ ? fallback_capacity_ : granules_.capacity();
+        return fallback_ ? whole_.capacity() : granules_.capacity();
     }
     pointer address(std::size_t offset) const noexcept {
         return fallback_
@@ -173,11 +171,11 @@ public:
     /// False in fallback mode (no virtual address management on the device).
     bool on_demand() const noexcept { return !fallback_; }
     std::size_t granule_size() const noexcept {
-        return fallback_ ? fallback_capacity_ : granules_.granule();
+        return fallback_ ? whole_.capacity() : granules_.granule();
     }
     int device() const noexcept { return device_; }
     const commit_counters& counters() const noexcept {
-        return fallback_ ? fallback_counters_ : granules_.counters();
+        return fallback_ ? whole_.counters() : granules_.counters();
     }
     const error& last_error() const noexcept { return last_error_; }
 
@@ -200,7 +198,7 @@ public:
     /// Backs [offset, offset + bytes) with device memory. False (nothing changed) when the
     /// device is out of memory or the driver fails; last_error() says which.
     bool commit(std::size_t offset, std::size_t bytes) noexcept {
-        if (fallback_) return count_fallback(offset, bytes, true);
+        if (fallback_) return whole_.commit(offset, bytes);
         return granules_.commit(
             offset, bytes, [this](std::size_t g, std::size_t n) { return map_granules(g, n); },
             [this](std::size_t g, std::size_t n) { return unmap_granules(g, n); });
@@ -210,7 +208,7 @@ public:
     /// their memory released to the device.
     void decommit(std::size_t offset, std::size_t bytes) noexcept {
         if (fallback_) {
-            count_fallback(offset, bytes, false);
+            whole_.decommit(offset, bytes);
             return;
         }
         granules_.decommit(offset, bytes,
@@ -321,23 +319,6 @@ private:
         return n;
     }
 
-    bool count_fallback(std::size_t offset, std::size_t bytes, bool commit) noexcept {
-        auto& c = fallback_counters_;
-        if (offset > fallback_capacity_ || bytes > fallback_capacity_ - offset) {
-            ++c.contract_violations;
-            if (commit) ++c.failed_commits;
-            return false;
-        }
-        if (commit) {
-            ++c.commits;
-            c.committed_bytes += bytes;
-        } else {
-            ++c.decommits;
-            c.committed_bytes -= std::min(bytes, c.committed_bytes);
-        }
-        return true;
-    }
-
     void release() noexcept {
         if (fallback_) {
             if (fallback_base_) {
@@ -364,8 +345,7 @@ private:
         handles_ = std::exchange(o.handles_, {});
         fallback_ = o.fallback_;
         fallback_base_ = std::exchange(o.fallback_base_, nullptr);
-        fallback_capacity_ = std::exchange(o.fallback_capacity_, 0);
-        fallback_counters_ = o.fallback_counters_;
+        whole_ = std::exchange(o.whole_, detail::fully_backed{});
         last_error_ = std::move(o.last_error_);
     }
 
@@ -378,8 +358,7 @@ private:
     std::vector<CNmemGenericAllocationHandle> handles_;  // per granule; 0 when unmapped
     bool fallback_ = false;
     std::byte* fallback_base_ = nullptr;
-    std::size_t fallback_capacity_ = 0;
-    commit_counters fallback_counters_;
+    detail::fully_backed whole_;  // fallback bookkeeping
     error last_error_;
 };
 

@@ -198,4 +198,48 @@ private:
     backing::commit_counters counters_;
 };
 
+/// The counters of a backing that had to back its whole capacity at once (a device without
+/// virtual memory management): commits always succeed, mapped_bytes is the whole capacity,
+/// and committed_bytes still follows the allocator, so the two modes report alike.
+class fully_backed {
+public:
+    fully_backed() = default;
+    explicit fully_backed(std::size_t capacity) : capacity_(capacity) {
+        counters_.granule_bytes = capacity;
+        counters_.mapped_bytes = counters_.peak_mapped_bytes = capacity;
+    }
+
+    std::size_t capacity() const noexcept { return capacity_; }
+    const backing::commit_counters& counters() const noexcept { return counters_; }
+
+    bool commit(std::size_t offset, std::size_t bytes) noexcept {
+        ++counters_.commits;
+        if (!in_range(offset, bytes)) {
+            ++counters_.failed_commits;
+            return false;
+        }
+        counters_.committed_bytes += bytes;
+        return true;
+    }
+    void decommit(std::size_t offset, std::size_t bytes) noexcept {
+        ++counters_.decommits;
+        if (!in_range(offset, bytes)) return;
+        if (bytes > counters_.committed_bytes) {  // more than was ever committed
+            ++counters_.contract_violations;
+            bytes = counters_.committed_bytes;
+        }
+        counters_.committed_bytes -= bytes;
+    }
+
+private:
+    bool in_range(std::size_t offset, std::size_t bytes) noexcept {
+        if (offset <= capacity_ && bytes <= capacity_ - offset) return true;
+        ++counters_.contract_violations;
+        return false;
+    }
+
+    std::size_t capacity_ = 0;
+    backing::commit_counters counters_;
+};
+
 }  // namespace odma::detail
