@@ -133,7 +133,7 @@ TEST_CASE("cnrt: query_memory reports cnrtMemGetInfo of the chosen device") {
     CHECK_THROWS_AS(odma::backing::cnrt::query_memory(), odma::device_error);
 }
 
-TEST_CASE("cnrt: moves hand the arena over; it is freed exactly once") {
+TEST_CASE("cnrt: moves hand the arena over, it is freed exactly once") {
     odma_fake::reset();
     {
         odma::backing::cnrt a(1 << 20);
@@ -147,7 +147,7 @@ TEST_CASE("cnrt: moves hand the arena over; it is freed exactly once") {
     CHECK(odma_fake::in_use().allocations == 0);
 }
 
-TEST_CASE("cnrt under the allocator: migrations copy on the device; a failed copy rolls back") {
+TEST_CASE("cnrt under the allocator: migrations copy on the device, a failed copy rolls back") {
     odma_fake::reset();
     using kv_t = odma::allocator<odma::predict::constant, odma::bucket::fixed, odma::backing::cnrt>;
     constexpr std::size_t bpt = 64;

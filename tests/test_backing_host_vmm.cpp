@@ -31,7 +31,7 @@ std::size_t process_rss() {
 
 }  // namespace
 
-TEST_CASE("host_vmm: reserving costs no memory; commit backs and decommit returns pages") {
+TEST_CASE("host_vmm: reserving costs no memory, commit backs and decommit returns pages") {
     const std::size_t page = odma::backing::host_vmm::page_size();
     odma::backing::host_vmm arena(256 * mib);
     CHECK(arena.capacity() == 256 * mib);

@@ -48,7 +48,7 @@ std::size_t free_device_memory() {
 
 }  // namespace
 
-TEST_CASE("cuda: a cudaMalloc arena copies device to device; too much memory is device_error") {
+TEST_CASE("cuda: a cudaMalloc arena copies device to device, too much memory is device_error") {
     REQUIRE(cudaSetDevice(0) == cudaSuccess);
     REQUIRE(cudaFree(nullptr) == cudaSuccess);
     odma::backing::cuda arena(64 * mib);
