@@ -10,16 +10,98 @@
 #include <cuda.h>
 
 #include <odma/backing/commit_counters.hpp>
-#include <odma/detail/granule_map.hpp>
+#include <odma/detail/vmm_arena.hpp>
 #include <odma/errc.hpp>
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <utility>
-#include <vector>
 
 #define ODMA_HAS_CUDA_VMM 1
+
+namespace odma::detail {
+
+/// CUDA driver calls for vmm_arena (see there).
+struct cuda_driver {
+    static constexpr const char* who = "odma::backing::cuda_vmm";
+    static constexpr const char* create_name = "cuMemCreate";
+    static constexpr const char* map_name = "cuMemMap";
+    static constexpr const char* set_access_name = "cuMemSetAccess";
+    static constexpr const char* unmap_name = "cuMemUnmap";
+    static constexpr const char* release_name = "cuMemRelease";
+
+    CUdevice device{};
+    CUcontext context = nullptr;
+    bool retained = false;  // context is device's primary context, retained by us
+    CUmemAllocationProp prop{};
+    CUmemAccessDesc access{};
+
+    int create(std::uint64_t& handle, std::size_t size) noexcept {
+        CUmemGenericAllocationHandle h{};
+        const CUresult r = cuMemCreate(&h, size, &prop, 0);
+        handle = h;
+        return static_cast<int>(r);
+    }
+    int map(std::uint64_t at, std::size_t size, std::uint64_t handle) noexcept {
+        return static_cast<int>(cuMemMap(CUdeviceptr(at), size, 0, handle, 0));
+    }
+    int set_access(std::uint64_t at, std::size_t size) noexcept {
+        return static_cast<int>(cuMemSetAccess(CUdeviceptr(at), size, &access, 1));
+    }
+    int unmap(std::uint64_t at, std::size_t size) noexcept {
+        return static_cast<int>(cuMemUnmap(CUdeviceptr(at), size));
+    }
+    int release(std::uint64_t handle) noexcept { return static_cast<int>(cuMemRelease(handle)); }
+    int free_reservation(std::uint64_t base, std::size_t size) noexcept {
+        return static_cast<int>(cuMemAddressFree(CUdeviceptr(base), size));
+    }
+    int free_fallback(std::uint64_t base) noexcept {
+        return static_cast<int>(cuMemFree(CUdeviceptr(base)));
+    }
+    void on_destroy() noexcept {
+        if (retained) (void)cuDevicePrimaryCtxRelease(device);
+        retained = false;
+    }
+
+    static std::string message(int code, const std::string& what) {
+        const char* name = nullptr;
+        const char* text = nullptr;
+        const auto r = static_cast<CUresult>(code);
+        if (cuGetErrorName(r, &name) != CUDA_SUCCESS || !name) name = "?";
+        if (cuGetErrorString(r, &text) != CUDA_SUCCESS || !text) text = "unknown CUDA error";
+        return std::string(who) + ": " + what + " failed: " + name + ": " + text + " (CUresult " +
+               std::to_string(code) + ")";
+    }
+    static void check(CUresult code, const std::string& what) {
+        if (code != CUDA_SUCCESS) throw device_error(static_cast<int>(code), message(code, what));
+    }
+
+    /// Pushes the backing's context when the calling thread has another current; pops it
+    /// after.
+    class scope {
+    public:
+        explicit scope(const cuda_driver& d) noexcept {
+            CUcontext current = nullptr;
+            if (cuCtxGetCurrent(&current) == CUDA_SUCCESS && current == d.context) return;
+            result_ = cuCtxPushCurrent(d.context);
+            pushed_ = result_ == CUDA_SUCCESS;
+        }
+        ~scope() {
+            CUcontext popped = nullptr;
+            if (pushed_) (void)cuCtxPopCurrent(&popped);
+        }
+        scope(const scope&) = delete;
+        scope& operator=(const scope&) = delete;
+        bool ok() const noexcept { return result_ == CUDA_SUCCESS; }
+        int code() const noexcept { return static_cast<int>(result_); }
+
+    private:
+        CUresult result_ = CUDA_SUCCESS;
+        bool pushed_ = false;
+    };
+};
+
+}  // namespace odma::detail
 
 namespace odma::backing {
 
@@ -43,14 +125,13 @@ namespace odma::backing {
 ///
 /// Errors: construction and copy() throw odma::device_error (CUresult + cuGetErrorName /
 /// cuGetErrorString). commit() never throws: failures return false, kept in last_error().
-/// Move-only; not thread-safe.
-class cuda_vmm {
+/// The on-demand machinery is detail::vmm_arena, shared with cndrv_vmm. Move-only; not
+/// thread-safe.
+class cuda_vmm : public detail::vmm_arena<detail::cuda_driver> {
 public:
-    using pointer = std::byte*;  ///< a device virtual address; never dereference it on the host
-
     static constexpr int current_context = -1;
 
-    enum class granularity { minimum, recommended };
+    using granularity = detail::vmm_granularity;
 
     struct options {
         /// Device ordinal whose primary context the backing uses; current_context: the context
@@ -68,313 +149,100 @@ public:
         CUstream stream = nullptr;
     };
 
-    struct error {
-        int code = 0;
-        std::string message;
-    };
-
     /// Reserves `bytes` bytes in the current context, minimum granularity, fallback allowed.
     explicit cuda_vmm(std::size_t bytes) : cuda_vmm(bytes, options{}) {}
 
     /// Reserves `bytes` bytes of virtual address space, rounded up to whole granules.
     /// Throws device_error.
     cuda_vmm(std::size_t bytes, options opts) : stream_(opts.stream) {
-        driver_check(cuInit(0), "cuInit");
+        using driver = detail::cuda_driver;
+        driver::check(cuInit(0), "cuInit");
         if (opts.device >= 0) {
-            driver_check(cuDeviceGet(&device_, opts.device), "cuDeviceGet");
-            driver_check(cuDevicePrimaryCtxRetain(&context_, device_), "cuDevicePrimaryCtxRetain");
-            retained_ = true;
+            driver::check(cuDeviceGet(&driver_.device, opts.device), "cuDeviceGet");
+            driver::check(cuDevicePrimaryCtxRetain(&driver_.context, driver_.device),
+                          "cuDevicePrimaryCtxRetain");
+            driver_.retained = true;
         } else {
-            driver_check(cuCtxGetCurrent(&context_), "cuCtxGetCurrent");
-            if (!context_)
+            driver::check(cuCtxGetCurrent(&driver_.context), "cuCtxGetCurrent");
+            if (!driver_.context)
                 throw device_error(static_cast<int>(CUDA_ERROR_INVALID_CONTEXT),
-                                   std::string(who) +
+                                   std::string(driver::who) +
                                        ": no current CUDA context; pass options::device or make "
                                        "one current first (e.g. cudaSetDevice + cudaFree(0))");
-            driver_check(cuCtxGetDevice(&device_), "cuCtxGetDevice");
+            driver::check(cuCtxGetDevice(&driver_.device), "cuCtxGetDevice");
         }
-        try {
-            context_scope on(context_);
-            driver_check(on.result(), "cuCtxPushCurrent");
-            int supported = 0;
-            driver_check(
-                cuDeviceGetAttribute(
-                    &supported, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, device_),
-                "cuDeviceGetAttribute(VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED)");
-            prop_.type = CU_MEM_ALLOCATION_TYPE_PINNED;
-            prop_.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-            prop_.location.id = static_cast<int>(device_);
-            access_.location = prop_.location;
-            access_.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-            if (supported && reserve(bytes, opts)) return;
-            if (!opts.allow_fallback)
-                throw device_error(static_cast<int>(CUDA_ERROR_NOT_SUPPORTED),
-                                   std::string(who) + ": device " +
-                                       std::to_string(static_cast<int>(device_)) +
-                                       " does not support virtual memory management and "
-                                       "options::allow_fallback is false");
-            fallback_ = true;
-            if (bytes == 0) return;
-            CUdeviceptr p{};
-            driver_check(cuMemAlloc(&p, bytes), "fallback cuMemAlloc(" + std::to_string(bytes) +
-                                                    " bytes) (no virtual memory management)");
-            fallback_base_ = p;
-            whole_ = detail::fully_backed(bytes);
-        } catch (...) {
-            if (retained_) (void)cuDevicePrimaryCtxRelease(device_);
-            throw;
-        }
+        activate();  // from here the destructor releases what was retained
+        driver::scope on(driver_);
+        driver::check(static_cast<CUresult>(on.code()), "cuCtxPushCurrent");
+        int supported = 0;
+        driver::check(cuDeviceGetAttribute(&supported,
+                                           CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED,
+                                           driver_.device),
+                      "cuDeviceGetAttribute(VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED)");
+        driver_.prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+        driver_.prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+        driver_.prop.location.id = static_cast<int>(driver_.device);
+        driver_.access.location = driver_.prop.location;
+        driver_.access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+
+        if (supported && reserve(bytes, opts)) return;
+        if (!opts.allow_fallback)
+            throw device_error(static_cast<int>(CUDA_ERROR_NOT_SUPPORTED),
+                               std::string(driver::who) + ": device " +
+                                   std::to_string(static_cast<int>(driver_.device)) +
+                                   " does not support virtual memory management and "
+                                   "options::allow_fallback is false");
+        CUdeviceptr p{};
+        if (bytes)
+            driver::check(cuMemAlloc(&p, bytes), "fallback cuMemAlloc(" + std::to_string(bytes) +
+                                                     " bytes) (no virtual memory management)");
+        adopt_fallback(p, bytes);
     }
 
-    cuda_vmm(cuda_vmm&& other) noexcept { take(other); }
-    cuda_vmm& operator=(cuda_vmm&& other) noexcept {
-        if (this != &other) {
-            release();
-            take(other);
-        }
-        return *this;
-    }
-    cuda_vmm(const cuda_vmm&) = delete;
-    cuda_vmm& operator=(const cuda_vmm&) = delete;
-    ~cuda_vmm() { release(); }
+    cuda_vmm(cuda_vmm&&) noexcept = default;
+    cuda_vmm& operator=(cuda_vmm&&) noexcept = default;
 
-    std::size_t capacity() const noexcept {
-        return fallback_ ? whole_.capacity() : granules_.capacity();
-    }
-    pointer address(std::size_t offset) const noexcept {
-        const CUdeviceptr base = fallback_ ? fallback_base_ : base_;
-        return reinterpret_cast<std::byte*>(static_cast<std::uintptr_t>(base)) + offset;
-    }
-    bool on_demand() const noexcept { return !fallback_; }
-    std::size_t granule_size() const noexcept {
-        return fallback_ ? whole_.capacity() : granules_.granule();
-    }
-    int device() const noexcept { return static_cast<int>(device_); }
-    const commit_counters& counters() const noexcept {
-        return fallback_ ? whole_.counters() : granules_.counters();
-    }
-    const error& last_error() const noexcept { return last_error_; }
+    int device() const noexcept { return static_cast<int>(driver_.device); }
 
     /// Device-to-device copy between two committed, non-overlapping ranges; returns when the
     /// copy is complete. Throws device_error.
     void copy(std::size_t dst, std::size_t src, std::size_t bytes) {
         if (bytes == 0) return;
-        context_scope on(context_);
-        driver_check(on.result(), "cuCtxPushCurrent");
-        driver_check(cuMemcpyDtoDAsync(device_address(dst), device_address(src), bytes, stream_),
-                     "cuMemcpyDtoDAsync");
-        driver_check(cuStreamSynchronize(stream_), "cuStreamSynchronize");
-    }
-
-    /// Backs [offset, offset + bytes) with device memory. False (nothing changed) when the
-    /// device is out of memory or the driver fails; last_error() says which.
-    bool commit(std::size_t offset, std::size_t bytes) noexcept {
-        if (fallback_) return whole_.commit(offset, bytes);
-        return granules_.commit(
-            offset, bytes, [this](std::size_t g, std::size_t n) { return map_granules(g, n); },
-            [this](std::size_t g, std::size_t n) { return unmap_granules(g, n); });
-    }
-
-    void decommit(std::size_t offset, std::size_t bytes) noexcept {
-        if (fallback_) {
-            whole_.decommit(offset, bytes);
-            return;
-        }
-        granules_.decommit(offset, bytes,
-                           [this](std::size_t g, std::size_t n) { return unmap_granules(g, n); });
+        using driver = detail::cuda_driver;
+        driver::scope on(driver_);
+        driver::check(static_cast<CUresult>(on.code()), "cuCtxPushCurrent");
+        driver::check(cuMemcpyDtoDAsync(device_address(dst), device_address(src), bytes, stream_),
+                      "cuMemcpyDtoDAsync");
+        driver::check(cuStreamSynchronize(stream_), "cuStreamSynchronize");
     }
 
 private:
-    static constexpr const char* who = "odma::backing::cuda_vmm";
-
-    /// Pushes `ctx` when the calling thread has another context current; pops it after.
-    class context_scope {
-    public:
-        explicit context_scope(CUcontext ctx) noexcept {
-            CUcontext current = nullptr;
-            if (cuCtxGetCurrent(&current) == CUDA_SUCCESS && current == ctx) return;
-            result_ = cuCtxPushCurrent(ctx);
-            pushed_ = result_ == CUDA_SUCCESS;
-        }
-        ~context_scope() {
-            CUcontext popped = nullptr;
-            if (pushed_) (void)cuCtxPopCurrent(&popped);
-        }
-        context_scope(const context_scope&) = delete;
-        context_scope& operator=(const context_scope&) = delete;
-        CUresult result() const noexcept { return result_; }
-
-    private:
-        CUresult result_ = CUDA_SUCCESS;
-        bool pushed_ = false;
-    };
-
-    static std::string driver_message(const std::string& what, CUresult code) {
-        const char* name = nullptr;
-        const char* text = nullptr;
-        if (cuGetErrorName(code, &name) != CUDA_SUCCESS || !name) name = "?";
-        if (cuGetErrorString(code, &text) != CUDA_SUCCESS || !text) text = "unknown CUDA error";
-        return std::string(who) + ": " + what + " failed: " + name + ": " + text + " (CUresult " +
-               std::to_string(static_cast<int>(code)) + ")";
-    }
-    static void driver_check(CUresult code, const std::string& what) {
-        if (code != CUDA_SUCCESS)
-            throw device_error(static_cast<int>(code), driver_message(what, code));
-    }
-
     // Reserves the address space; false when the driver says VMM is not supported after all.
     bool reserve(std::size_t bytes, const options& opts) {
+        using driver = detail::cuda_driver;
         std::size_t minimum = 0;
-        driver_check(
-            cuMemGetAllocationGranularity(&minimum, &prop_, CU_MEM_ALLOC_GRANULARITY_MINIMUM),
-            "cuMemGetAllocationGranularity(MINIMUM)");
-        if (minimum == 0)
-            throw device_error(0, std::string(who) + ": the driver reported granularity 0");
-        std::size_t granule = minimum;
-        if (opts.granule_bytes) {
-            if (opts.granule_bytes % minimum != 0)
-                throw device_error(static_cast<int>(CUDA_ERROR_INVALID_VALUE),
-                                   std::string(who) + ": granule of " +
-                                       std::to_string(opts.granule_bytes) +
-                                       " bytes is not a multiple of the minimum granularity (" +
-                                       std::to_string(minimum) + ")");
-            granule = opts.granule_bytes;
-        } else if (opts.granule == granularity::recommended) {
-            std::size_t recommended = 0;
-            driver_check(cuMemGetAllocationGranularity(&recommended, &prop_,
-                                                       CU_MEM_ALLOC_GRANULARITY_RECOMMENDED),
-                         "cuMemGetAllocationGranularity(RECOMMENDED)");
-            if (recommended >= minimum && recommended % minimum == 0) granule = recommended;
-        }
+        driver::check(cuMemGetAllocationGranularity(&minimum, &driver_.prop,
+                                                    CU_MEM_ALLOC_GRANULARITY_MINIMUM),
+                      "cuMemGetAllocationGranularity(MINIMUM)");
+        std::size_t recommended = 0;
+        if (!opts.granule_bytes && opts.granule == granularity::recommended)
+            driver::check(cuMemGetAllocationGranularity(&recommended, &driver_.prop,
+                                                        CU_MEM_ALLOC_GRANULARITY_RECOMMENDED),
+                          "cuMemGetAllocationGranularity(RECOMMENDED)");
+        const std::size_t granule = choose_granule(minimum, opts.granule_bytes, recommended,
+                                                   static_cast<int>(CUDA_ERROR_INVALID_VALUE));
         const std::size_t reserved = (bytes + granule - 1) / granule * granule;
-        if (reserved == 0) {
-            granules_ = detail::granule_map(0, granule);
-            return true;
-        }
         CUdeviceptr base{};
-        const CUresult r = cuMemAddressReserve(&base, reserved, 0, 0, 0);
-        if (r == CUDA_ERROR_NOT_SUPPORTED) return false;
-        driver_check(r, "cuMemAddressReserve(" + std::to_string(reserved) + " bytes)");
-        base_ = base;
-        granules_ = detail::granule_map(reserved, granule);
-        handles_.assign(granules_.granule_count(), 0);
+        if (reserved) {
+            const CUresult r = cuMemAddressReserve(&base, reserved, 0, 0, 0);
+            if (r == CUDA_ERROR_NOT_SUPPORTED) return false;
+            driver::check(r, "cuMemAddressReserve(" + std::to_string(reserved) + " bytes)");
+        }
+        adopt_reservation(base, reserved, granule);
         return true;
     }
 
-    CUdeviceptr device_address(std::size_t offset) const noexcept {
-        return (fallback_ ? fallback_base_ : base_) + offset;
-    }
-    CUdeviceptr granule_address(std::size_t g) const noexcept {
-        return base_ + CUdeviceptr(g) * CUdeviceptr(granules_.granule());
-    }
-
-    void note(CUresult code, const char* what) noexcept {
-        last_error_.code = static_cast<int>(code);
-        try {
-            last_error_.message = driver_message(what, code);
-        } catch (...) {
-            last_error_.message.clear();
-        }
-    }
-
-    // Maps granules [g, g + n), one physical handle each; returns how many it mapped.
-    std::size_t map_granules(std::size_t g, std::size_t n) noexcept {
-        context_scope on(context_);
-        if (on.result() != CUDA_SUCCESS) {
-            note(on.result(), "cuCtxPushCurrent");
-            return 0;
-        }
-        const std::size_t size = granules_.granule();
-        for (std::size_t i = 0; i < n; ++i) {
-            const CUdeviceptr at = granule_address(g + i);
-            CUmemGenericAllocationHandle handle{};
-            CUresult r = cuMemCreate(&handle, size, &prop_, 0);
-            if (r != CUDA_SUCCESS) {
-                note(r, "cuMemCreate");
-                return i;
-            }
-            r = cuMemMap(at, size, 0, handle, 0);
-            if (r != CUDA_SUCCESS) {
-                note(r, "cuMemMap");
-                (void)cuMemRelease(handle);
-                return i;
-            }
-            r = cuMemSetAccess(at, size, &access_, 1);
-            if (r != CUDA_SUCCESS) {
-                note(r, "cuMemSetAccess");
-                (void)cuMemUnmap(at, size);
-                (void)cuMemRelease(handle);
-                return i;
-            }
-            handles_[g + i] = handle;
-        }
-        return n;
-    }
-
-    // Unmaps granules [g, g + n); returns how many from g it unmapped.
-    std::size_t unmap_granules(std::size_t g, std::size_t n) noexcept {
-        context_scope on(context_);
-        const std::size_t size = granules_.granule();
-        for (std::size_t i = 0; i < n; ++i) {
-            CUresult r = cuMemUnmap(granule_address(g + i), size);
-            if (r != CUDA_SUCCESS) {
-                note(r, "cuMemUnmap");
-                return i;
-            }
-            r = cuMemRelease(handles_[g + i]);
-            if (r != CUDA_SUCCESS) note(r, "cuMemRelease");
-            handles_[g + i] = 0;
-        }
-        return n;
-    }
-
-    void release() noexcept {
-        if (!context_) return;
-        {
-            context_scope on(context_);
-            if (fallback_) {
-                if (fallback_base_) (void)cuMemFree(fallback_base_);
-            } else if (base_) {
-                granules_.unmap_all(
-                    [this](std::size_t g, std::size_t n) { return unmap_granules(g, n); });
-                (void)cuMemAddressFree(base_, granules_.capacity());
-            }
-        }
-        if (retained_) (void)cuDevicePrimaryCtxRelease(device_);
-        context_ = nullptr;
-        base_ = fallback_base_ = 0;
-        retained_ = false;
-    }
-
-    void take(cuda_vmm& o) noexcept {
-        device_ = o.device_;
-        context_ = std::exchange(o.context_, nullptr);
-        retained_ = std::exchange(o.retained_, false);
-        stream_ = o.stream_;
-        prop_ = o.prop_;
-        access_ = o.access_;
-        base_ = std::exchange(o.base_, 0);
-        granules_ = std::exchange(o.granules_, detail::granule_map{});
-        handles_ = std::exchange(o.handles_, {});
-        fallback_ = o.fallback_;
-        fallback_base_ = std::exchange(o.fallback_base_, 0);
-        whole_ = std::exchange(o.whole_, detail::fully_backed{});
-        last_error_ = std::move(o.last_error_);
-    }
-
-    CUdevice device_{};
-    CUcontext context_ = nullptr;
-    bool retained_ = false;
     CUstream stream_ = nullptr;
-    CUmemAllocationProp prop_{};
-    CUmemAccessDesc access_{};
-    CUdeviceptr base_ = 0;
-    detail::granule_map granules_;
-    std::vector<CUmemGenericAllocationHandle> handles_;  // per granule; 0 when unmapped
-    bool fallback_ = false;
-    CUdeviceptr fallback_base_ = 0;
-    detail::fully_backed whole_;
-    error last_error_;
 };
 
 }  // namespace odma::backing
