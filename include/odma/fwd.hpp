@@ -28,6 +28,14 @@ class fixed;
 
 namespace backing {
 class host;
+// Device backings (issue 5). Each lives in its own header; the vendor ones exist only where
+// their toolkit's header is found (see docs/install.md).
+class host_vmm;
+class cuda;
+class cuda_vmm;
+class cnrt;
+class cndrv_vmm;
+struct commit_counters;
 }  // namespace backing
 
 }  // namespace odma
