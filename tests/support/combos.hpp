@@ -5,6 +5,7 @@
 // steps: a policy_factory specialisation, and its combos in the lists at the bottom.
 #pragma once
 
+#include <odma/backing/host_vmm.hpp>  // defines ODMA_HAS_HOST_VMM where it exists (POSIX)
 #include <odma/odma.hpp>
 
 #include "test_backings.hpp"
@@ -69,6 +70,19 @@ struct policy_factory<odma::backing::host> {
     }
 };
 
+#ifdef ODMA_HAS_HOST_VMM
+template <>
+struct policy_factory<odma::backing::host_vmm> {
+    static constexpr const char* name = "host_vmm";
+    /// Variants: 64 KiB granules (few kernel mappings, as benchmarks with many leases need),
+    /// or one page (neighbouring leases share granules more often).
+    static odma::backing::host_vmm make(const build_context& c) {
+        const std::size_t granule = c.variant % 2 ? 0 : std::size_t(64) << 10;
+        return odma::backing::host_vmm(c.arena_bytes, granule);
+    }
+};
+#endif
+
 /// Test-only: a host arena with commit/decommit, so the CommittingBacking paths run too.
 template <>
 struct policy_factory<counting_commit_backing> {
@@ -100,6 +114,12 @@ struct type_list {
     static constexpr std::size_t size = sizeof...(Combos);
 };
 
+/// The combos of both lists, in order.
+template <class... A, class... B>
+type_list<A..., B...> operator+(type_list<A...>, type_list<B...>);
+template <class L1, class L2>
+using concat = decltype(L1{} + L2{});
+
 /// Calls f.template operator()<Combo>() for every combo of the list, in order.
 template <class... Combos, class F>
 void for_each_combo(type_list<Combos...>, F&& f) {
@@ -130,10 +150,20 @@ void forget_length(Allocator& kv, std::uint64_t id) {
 }
 
 // --- The lists ------------------------------------------------------------------------------
-// Library policies: every shipped predictor x bucket policy x host-side backing.
-using library_combos =
+// Library policies: every shipped predictor x bucket policy x host-side backing. (Device
+// backings need a device, or for Cambricon the fake SDK of tests/fakes; their own tests
+// drive the allocator through them.)
+using host_combos =
     type_list<combo<odma::predict::constant, odma::bucket::fixed, odma::backing::host>,
               combo<odma::predict::oracle, odma::bucket::fixed, odma::backing::host>>;
+#ifdef ODMA_HAS_HOST_VMM
+using host_vmm_combos =
+    type_list<combo<odma::predict::constant, odma::bucket::fixed, odma::backing::host_vmm>,
+              combo<odma::predict::oracle, odma::bucket::fixed, odma::backing::host_vmm>>;
+#else
+using host_vmm_combos = type_list<>;
+#endif
+using library_combos = concat<host_combos, host_vmm_combos>;
 
 // Extra combos only the fuzzer runs: the commit/decommit paths of a committing backing.
 using test_only_combos =
