@@ -8,13 +8,23 @@
 //   shared/batched      the whole lifecycle under one lock, through locked()
 //   private/no_lock     each thread its own allocator with 1/threads of the arena: the ceiling
 //                       a sharded design could reach, paid for by splitting capacity
+//
+// Google Benchmark's rows come first; then a summary measured here on wall-clock time (total
+// calls per second of all threads, medians of --odma_rounds=R runs, --odma_lifecycles=N per
+// thread), which is the figure to quote: with more threads than cores, per-thread timings of
+// Google Benchmark are hard to read.
 #include "bench_support.hpp"
 
 #include <odma/synchronized.hpp>
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <memory>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -85,10 +95,79 @@ void private_no_lock(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * 10);
 }
 
+/// Total allocator calls per second with `threads` threads each running `lifecycles`
+/// lifecycles of the given kind, on wall-clock time (the threads start together).
+double calls_per_second(int kind, unsigned threads, std::size_t lifecycles) {
+    std::unique_ptr<shared_kv> one;
+    if (kind < 2)
+        one = std::make_unique<shared_kv>(make_config(), odma::predict::constant{},
+                                          odma::bucket::fixed::uniform(16, max_tokens),
+                                          odma::backing::host(arena_bytes(threads)));
+    std::atomic<unsigned> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t)
+        pool.emplace_back([&, t] {
+            std::unique_ptr<kv_t> own;
+            if (kind == 2)
+                own = std::make_unique<kv_t>(make_config(), odma::predict::constant{},
+                                             odma::bucket::fixed::uniform(16, max_tokens),
+                                             odma::backing::host(arena_bytes(1)));
+            std::size_t next = t * 7919;
+            ++ready;
+            while (!go.load())
+                std::this_thread::yield();
+            for (std::size_t i = 0; i < lifecycles; ++i) {
+                if (kind == 0) lifecycle(*one, next);
+                if (kind == 1) one->locked([&](kv_t& kv) { lifecycle(kv, next); });
+                if (kind == 2) lifecycle(*own, next);
+            }
+        });
+    while (ready.load() < threads)
+        std::this_thread::yield();
+    const auto t0 = std::chrono::steady_clock::now();
+    go = true;
+    for (auto& th : pool)
+        th.join();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return 10.0 * double(lifecycles) * threads / s;
+}
+
+/// Medians of `rounds` runs, in million calls per second, for 1, 2 and 4 threads.
+void summary(int rounds, std::size_t lifecycles) {
+    std::printf(
+        "\nsummary: million allocator calls per second, all threads together (median of %d "
+        "runs of %zu lifecycles per thread; %u hardware threads)\n",
+        rounds, lifecycles, std::thread::hardware_concurrency());
+    std::printf("%8s %16s %16s %20s\n", "threads", "shared/per_call", "shared/batched",
+                "private/no_lock");
+    for (const unsigned threads : {1u, 2u, 4u}) {
+        double m[3];
+        for (int kind = 0; kind < 3; ++kind) {
+            std::vector<double> v;
+            for (int r = 0; r < rounds; ++r)
+                v.push_back(calls_per_second(kind, threads, lifecycles) / 1e6);
+            std::sort(v.begin(), v.end());
+            m[kind] = v[v.size() / 2];
+        }
+        std::printf("%8u %16.1f %16.1f %20.1f\n", threads, m[0], m[1], m[2]);
+    }
+}
+
 }  // namespace
 
 BENCHMARK(shared_per_call)->ThreadRange(1, 4)->UseRealTime();
 BENCHMARK(shared_batched)->ThreadRange(1, 4)->UseRealTime();
 BENCHMARK(private_no_lock)->ThreadRange(1, 4)->UseRealTime();
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+    const int rounds = std::stoi(odma_bench::take_flag(argc, argv, "odma_rounds", "5"));
+    const auto lifecycles =
+        std::stoul(odma_bench::take_flag(argc, argv, "odma_lifecycles", "200000"));
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    if (rounds > 0) summary(rounds, lifecycles);
+    return 0;
+}
