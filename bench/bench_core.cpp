@@ -34,13 +34,26 @@ auto make_kv(std::uint32_t live, std::uint32_t max_tokens = 4096) {
     return Combo::make({cfg, tokens * bytes_per_token, 0});
 }
 
+/// The allocator of a "vs live count" benchmark: `state.range(0)` leases admitted and kept.
+/// Returns null (and marks the benchmark skipped) when the arena cannot hold them.
+template <class Combo>
+auto with_live(benchmark::State& state, std::uint32_t max_tokens = 4096) {
+    const auto live = static_cast<std::uint32_t>(state.range(0));
+    auto kv = make_kv<Combo>(live, max_tokens);
+    std::vector<odma::lease> held;
+    if (!fill_live(*kv, live, held)) {
+        state.SkipWithError("arena too small");
+        kv.reset();
+    }
+    state.counters["live"] = live;
+    return kv;
+}
+
 template <class Combo>
 auto admit_release() {
     return [](benchmark::State& state) {
-        const auto live = static_cast<std::uint32_t>(state.range(0));
-        auto kv = make_kv<Combo>(live);
-        std::vector<odma::lease> held;
-        if (!fill_live(*kv, live, held)) return state.SkipWithError("arena too small");
+        auto kv = with_live<Combo>(state);
+        if (!kv) return;
         std::uint64_t id = 0;
         for (auto _ : state) {
             odma_test::tell_length(*kv, id, 150);
@@ -48,17 +61,14 @@ auto admit_release() {
             benchmark::DoNotOptimize(l);
             kv->release(*l, 150);
         }
-        state.counters["live"] = live;
     };
 }
 
 template <class Combo>
 auto extend_unchanged() {
     return [](benchmark::State& state) {
-        const auto live = static_cast<std::uint32_t>(state.range(0));
-        auto kv = make_kv<Combo>(live);
-        std::vector<odma::lease> held;
-        if (!fill_live(*kv, live, held)) return state.SkipWithError("arena too small");
+        auto kv = with_live<Combo>(state);
+        if (!kv) return;
         odma_test::tell_length(*kv, 7, 1000);
         const auto l = *kv->admit({.id = 7, .prompt_tokens = 100, .max_new_tokens = 1000});
         std::uint32_t tokens = 100;
@@ -75,12 +85,10 @@ auto extend_unchanged() {
 template <class Combo>
 auto extend_in_place() {
     return [](benchmark::State& state) {
-        const auto live = static_cast<std::uint32_t>(state.range(0));
         // A long window, so one lease can grow token by token for up to a million calls.
         constexpr std::uint32_t window = 1u << 20;
-        auto kv = make_kv<Combo>(live, window);
-        std::vector<odma::lease> held;
-        if (!fill_live(*kv, live, held)) return state.SkipWithError("arena too small");
+        auto kv = with_live<Combo>(state, window);
+        if (!kv) return;
         std::uint64_t id = 0;
         auto start = [&] {  // max_new_tokens = 1: reserved exactly prompt + 1
             return *kv->admit({.id = ++id, .prompt_tokens = 8, .max_new_tokens = 1});
@@ -105,10 +113,8 @@ auto extend_in_place() {
 template <class Combo>
 auto migrate_cycle() {
     return [](benchmark::State& state) {
-        const auto live = static_cast<std::uint32_t>(state.range(0));
-        auto kv = make_kv<Combo>(live);
-        std::vector<odma::lease> held;
-        if (!fill_live(*kv, live, held)) return state.SkipWithError("arena too small");
+        auto kv = with_live<Combo>(state);
+        if (!kv) return;
         std::uint64_t id = 0;
         for (auto _ : state) {
             auto a = kv->admit({.id = ++id, .prompt_tokens = 8, .max_new_tokens = 1});

@@ -62,66 +62,57 @@ void lifecycle(Kv& kv, std::size_t& next) {
 
 std::unique_ptr<shared_kv> shared;  // created by thread 0 before the timed loop
 
+/// An allocator (plain or synchronized) with room for `threads` threads' requests.
+template <class Kv>
+std::unique_ptr<Kv> make_kv(unsigned threads) {
+    return std::make_unique<Kv>(make_config(), odma::predict::constant{},
+                                odma::bucket::fixed::uniform(16, max_tokens),
+                                odma::backing::host(arena_bytes(threads)));
+}
+
+/// One lifecycle of the given kind: 0 shared, lock per call; 1 shared, one lock; 2 private.
+void run_kind(int kind, shared_kv* one, kv_t* own, std::size_t& next) {
+    if (kind == 0) lifecycle(*one, next);
+    if (kind == 1) one->locked([&](kv_t& kv) { lifecycle(kv, next); });
+    if (kind == 2) lifecycle(*own, next);
+}
+
+void run_benchmark(benchmark::State& state, int kind) {
+    if (state.thread_index() == 0 && kind < 2) shared = make_kv<shared_kv>(state.threads());
+    const auto own = kind == 2 ? make_kv<kv_t>(1) : nullptr;
+    std::size_t next = std::size_t(state.thread_index()) * 7919;
+    for (auto _ : state)
+        run_kind(kind, shared.get(), own.get(), next);
+    state.SetItemsProcessed(state.iterations() * 10);
+    if (state.thread_index() == 0) shared.reset();
+}
+
 void shared_per_call(benchmark::State& state) {
-    if (state.thread_index() == 0)
-        shared = std::make_unique<shared_kv>(make_config(), odma::predict::constant{},
-                                             odma::bucket::fixed::uniform(16, max_tokens),
-                                             odma::backing::host(arena_bytes(state.threads())));
-    std::size_t next = std::size_t(state.thread_index()) * 7919;
-    for (auto _ : state)
-        lifecycle(*shared, next);
-    state.SetItemsProcessed(state.iterations() * 10);
-    if (state.thread_index() == 0) shared.reset();
+    run_benchmark(state, 0);
 }
-
 void shared_batched(benchmark::State& state) {
-    if (state.thread_index() == 0)
-        shared = std::make_unique<shared_kv>(make_config(), odma::predict::constant{},
-                                             odma::bucket::fixed::uniform(16, max_tokens),
-                                             odma::backing::host(arena_bytes(state.threads())));
-    std::size_t next = std::size_t(state.thread_index()) * 7919;
-    for (auto _ : state)
-        shared->locked([&](kv_t& kv) { lifecycle(kv, next); });
-    state.SetItemsProcessed(state.iterations() * 10);
-    if (state.thread_index() == 0) shared.reset();
+    run_benchmark(state, 1);
 }
-
 void private_no_lock(benchmark::State& state) {
-    kv_t kv(make_config(), odma::predict::constant{}, odma::bucket::fixed::uniform(16, max_tokens),
-            odma::backing::host(arena_bytes(1)));
-    std::size_t next = std::size_t(state.thread_index()) * 7919;
-    for (auto _ : state)
-        lifecycle(kv, next);
-    state.SetItemsProcessed(state.iterations() * 10);
+    run_benchmark(state, 2);
 }
 
 /// Total allocator calls per second with `threads` threads each running `lifecycles`
 /// lifecycles of the given kind, on wall-clock time (the threads start together).
 double calls_per_second(int kind, unsigned threads, std::size_t lifecycles) {
-    std::unique_ptr<shared_kv> one;
-    if (kind < 2)
-        one = std::make_unique<shared_kv>(make_config(), odma::predict::constant{},
-                                          odma::bucket::fixed::uniform(16, max_tokens),
-                                          odma::backing::host(arena_bytes(threads)));
+    const auto one = kind < 2 ? make_kv<shared_kv>(threads) : nullptr;
     std::atomic<unsigned> ready{0};
     std::atomic<bool> go{false};
     std::vector<std::thread> pool;
     for (unsigned t = 0; t < threads; ++t)
         pool.emplace_back([&, t] {
-            std::unique_ptr<kv_t> own;
-            if (kind == 2)
-                own = std::make_unique<kv_t>(make_config(), odma::predict::constant{},
-                                             odma::bucket::fixed::uniform(16, max_tokens),
-                                             odma::backing::host(arena_bytes(1)));
+            const auto own = kind == 2 ? make_kv<kv_t>(1) : nullptr;
             std::size_t next = t * 7919;
             ++ready;
             while (!go.load())
                 std::this_thread::yield();
-            for (std::size_t i = 0; i < lifecycles; ++i) {
-                if (kind == 0) lifecycle(*one, next);
-                if (kind == 1) one->locked([&](kv_t& kv) { lifecycle(kv, next); });
-                if (kind == 2) lifecycle(*own, next);
-            }
+            for (std::size_t i = 0; i < lifecycles; ++i)
+                run_kind(kind, one.get(), own.get(), next);
         });
     while (ready.load() < threads)
         std::this_thread::yield();

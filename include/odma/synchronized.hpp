@@ -18,11 +18,11 @@ namespace odma {
 /// Wraps an allocator (odma::allocator<P, B, M> or anything with its interface) so that
 /// several threads may call it: every call holds one std::mutex.
 ///
-/// One mutex, not shards: allocator calls take tens of nanoseconds, far below what an engine
-/// issues per second even when several threads admit, and splitting the arena into per-thread
-/// shards would split its capacity too, so a long request could find no shard with room while
-/// the arena as a whole has it. bench/bench_synchronized.cpp measures the lock's cost and the
-/// ceiling an ideal sharded design could reach.
+/// One mutex, not shards: one mutex sustains tens of millions of calls per second, far more
+/// than an engine issues even when several threads admit, and splitting the arena into
+/// per-thread shards would split its capacity too, so a long request could find no shard with
+/// room while the arena as a whole has it. bench/bench_synchronized.cpp measures the lock's
+/// cost and the ceiling an ideal sharded design could reach.
 ///
 /// The calls are the allocator's, with these differences:
 ///  - stats() returns a copy: a reference would be read while another thread updates it.
