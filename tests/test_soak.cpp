@@ -108,8 +108,9 @@ TEST_CASE_TEMPLATE_DEFINE("soak: a long trace replay ends empty with stable frag
     std::uniform_real_distribution<double> noise(0.5, 1.5);
 
     std::size_t submitted = 0, finished = 0, preempted = 0, steps = 0;
-    std::vector<double> fragmentation;  // sampled every 1,000 finished requests
-    std::size_t next_sample = 1000;
+    std::vector<double> fragmentation;  // 400 samples over the run
+    const std::size_t sample_every = std::max<std::size_t>(1, requests / 400);
+    std::size_t next_sample = sample_every;
     const auto start = std::chrono::steady_clock::now();
     while (finished + preempted < requests) {
         // Admit while there is room; a request that does not fit waits for the next step.
@@ -152,7 +153,7 @@ TEST_CASE_TEMPLATE_DEFINE("soak: a long trace replay ends empty with stable frag
         ++steps;
         if (finished >= next_sample) {
             fragmentation.push_back(kv.stats().external_fragmentation);
-            next_sample += 1000;
+            next_sample += sample_every;
             if (fragmentation.size() % 50 == 0) REQUIRE(kv.check());
         }
     }
