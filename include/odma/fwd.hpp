@@ -26,6 +26,10 @@ class fixed;
 
 namespace backing {
 class host;
+// issue 6: the DRAM cost model (lpddr_emulated needs <odma/backing/lpddr_emulated.hpp>)
+struct memory_model;
+struct access_report;
+class simulated;
 }  // namespace backing
 
 }  // namespace odma
