@@ -23,8 +23,8 @@
 // Ignored: rank-to-rank switching, power-down, WCK synchronisation commands, data-path
 // dependencies of copies (a copy's write never waits for its own read).
 //
-// This path costs O(bursts x window) time. The fast path (dram_cost.hpp) is derived from it
-// and tested against it.
+// This path costs O(bursts x banks per channel) time. The fast path (dram_cost.hpp) is derived
+// from it and tested against it.
 #pragma once
 
 #include <odma/backing/memory_model.hpp>
