@@ -36,6 +36,11 @@ class cuda_vmm;
 class cnrt;
 class cndrv_vmm;
 struct commit_counters;
+
+// issue 6: the DRAM cost model (lpddr_emulated needs <odma/backing/lpddr_emulated.hpp>)
+struct memory_model;
+struct access_report;
+class simulated;
 }  // namespace backing
 
 }  // namespace odma
