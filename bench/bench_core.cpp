@@ -206,7 +206,7 @@ void bucket_costs() {
 
 int main(int argc, char** argv) {
     using odma_bench::register_per_combo;
-    const odma_test::library_combos combos;
+    const odma_test::representative_combos combos;
     register_per_combo(combos, "admit_release", []<class C>() { return admit_release<C>(); });
     register_per_combo(combos, "extend_unchanged", []<class C>() { return extend_unchanged<C>(); });
     register_per_combo(combos, "extend_in_place", []<class C>() { return extend_in_place<C>(); });

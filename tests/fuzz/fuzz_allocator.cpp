@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -126,19 +127,28 @@ void run(byte_reader& in) {
     std::vector<odma::lease> stale;
     std::uint64_t next_id = 1;
 
+    // Backings with bytes get every token stamped and checked; a backing without bytes
+    // (simulated) must hand out its device addresses: the region's byte offset in each plane.
+    constexpr bool has_bytes = std::is_same_v<typename Combo::allocator_type::pointer, std::byte*>;
     auto write = [&](const model_lease& m, std::uint32_t from, std::uint32_t to) {
         for (std::uint32_t p = 0; p < cfg.planes; ++p) {
-            std::byte* base = kv.data(m.handle, p);
-            FUZZ_CHECK(base != nullptr);
-            for (std::size_t i = from * plane_bytes; i < to * plane_bytes; ++i)
-                base[i] = pattern(m.id, p, i);
+            const auto base = kv.data(m.handle, p);
+            FUZZ_CHECK(base.has_value());
+            if constexpr (has_bytes) {
+                for (std::size_t i = from * plane_bytes; i < to * plane_bytes; ++i)
+                    base.get()[i] = pattern(m.id, p, i);
+            } else {
+                FUZZ_CHECK(base.get() == kv.byte_offset(p, kv.region_of(m.handle)->offset_tokens));
+            }
         }
     };
     auto intact = [&](const model_lease& m, std::uint32_t tokens) {
-        for (std::uint32_t p = 0; p < cfg.planes; ++p) {
-            const std::byte* base = kv.data(m.handle, p);
-            for (std::size_t i = 0; i < tokens * plane_bytes; ++i)
-                if (base[i] != pattern(m.id, p, i)) return false;
+        if constexpr (has_bytes) {
+            for (std::uint32_t p = 0; p < cfg.planes; ++p) {
+                const std::byte* base = kv.data(m.handle, p);
+                for (std::size_t i = 0; i < tokens * plane_bytes; ++i)
+                    if (base[i] != pattern(m.id, p, i)) return false;
+            }
         }
         return true;
     };
@@ -294,6 +304,11 @@ void run(byte_reader& in) {
     FUZZ_CHECK(s.largest_free_bytes ==
                std::size_t(kv.capacity_tokens() - kv.safety_pool_tokens()) * cfg.bytes_per_token);
     if constexpr (requires { kv.backing().committed; }) FUZZ_CHECK(kv.backing().committed == 0);
+    if constexpr (requires { kv.backing().report(); }) {  // cost-model backings
+        const auto& r = kv.backing().report();
+        FUZZ_CHECK(r.migration.bytes == s.migrated_bytes);    // every copy was charged
+        FUZZ_CHECK(r.read.bytes == 0 && r.write.bytes == 0);  // the allocator only copies
+    }
     if constexpr (requires { kv.backing().counters(); }) {  // on-demand backings
         const auto& c = kv.backing().counters();
         FUZZ_CHECK(c.committed_bytes == 0 && c.mapped_bytes == 0);

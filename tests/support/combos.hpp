@@ -2,7 +2,9 @@
 //
 // Each policy gets a policy_factory<T> that builds it from a build_context; a combo<P, B, M>
 // builds the composed allocator from the three factories. Covering a new policy takes two
-// steps: a policy_factory specialisation, and its combos in the lists at the bottom.
+// steps: a policy_factory specialisation, and its combos in the lists at the bottom
+// (library_combos: everything, for the fuzzer; representative_combos: every policy at least
+// once, for the soak and the benchmarks).
 #pragma once
 
 #include <odma/backing/host_vmm.hpp>  // defines ODMA_HAS_HOST_VMM where it exists (POSIX)
@@ -83,6 +85,26 @@ struct policy_factory<odma::backing::host_vmm> {
 };
 #endif
 
+/// A modelled device with no bytes behind it (issue 6): placement and accounting only.
+template <>
+struct policy_factory<odma::backing::simulated> {
+    static constexpr const char* name = "simulated";
+    static odma::backing::simulated make(const build_context& c) {
+        return odma::backing::simulated(c.arena_bytes);
+    }
+};
+
+/// Any backing accounted on the LPDDR5-6400 cost model (issue 6); migrations are charged.
+template <class Inner>
+struct policy_factory<odma::backing::lpddr_emulated<Inner>> {
+    static inline const std::string name =
+        std::string("lpddr5(") + policy_factory<Inner>::name + ")";
+    static odma::backing::lpddr_emulated<Inner> make(const build_context& c) {
+        return odma::backing::lpddr_emulated<Inner>(policy_factory<Inner>::make(c),
+                                                    odma::backing::memory_model::lpddr5_6400());
+    }
+};
+
 /// Test-only: a host arena with commit/decommit, so the CommittingBacking paths run too.
 template <>
 struct policy_factory<counting_commit_backing> {
@@ -150,20 +172,50 @@ void forget_length(Allocator& kv, std::uint64_t id) {
 }
 
 // --- The lists ------------------------------------------------------------------------------
-// Library policies: every shipped predictor x bucket policy x host-side backing. (Device
-// backings need a device, or for Cambricon the fake SDK of tests/fakes; their own tests
-// drive the allocator through them.)
-using host_combos =
-    type_list<combo<odma::predict::constant, odma::bucket::fixed, odma::backing::host>,
-              combo<odma::predict::oracle, odma::bucket::fixed, odma::backing::host>>;
+/// A plain list of policy types, to build combos from.
+template <class... Policies>
+struct policies {};
+
+/// combo<P, B, M> for every backing M of the list.
+template <class P, class B, class Backings>
+struct combos_over;
+template <class P, class B, class... Ms>
+struct combos_over<P, B, policies<Ms...>> {
+    using type = type_list<combo<P, B, Ms>...>;
+};
+template <class P, class B, class Backings>
+using combos_over_t = typename combos_over<P, B, Backings>::type;
+
+// Every host-side backing the library ships. (Device backings need a device, or for Cambricon
+// the fake SDK of tests/fakes; their own tests drive the allocator through them.)
+using plain_backings = policies<odma::backing::host, odma::backing::simulated,
+                                odma::backing::lpddr_emulated<odma::backing::host>,
+                                odma::backing::lpddr_emulated<odma::backing::simulated>>;
 #ifdef ODMA_HAS_HOST_VMM
-using host_vmm_combos =
-    type_list<combo<odma::predict::constant, odma::bucket::fixed, odma::backing::host_vmm>,
-              combo<odma::predict::oracle, odma::bucket::fixed, odma::backing::host_vmm>>;
+using on_demand_backings = policies<odma::backing::host_vmm>;
 #else
-using host_vmm_combos = type_list<>;
+using on_demand_backings = policies<>;
 #endif
-using library_combos = concat<host_combos, host_vmm_combos>;
+
+/// Every shipped predictor x bucket policy x host-side backing: what the fuzzer covers.
+using library_combos =
+    concat<concat<combos_over_t<odma::predict::constant, odma::bucket::fixed, plain_backings>,
+                  combos_over_t<odma::predict::oracle, odma::bucket::fixed, plain_backings>>,
+           concat<combos_over_t<odma::predict::constant, odma::bucket::fixed, on_demand_backings>,
+                  combos_over_t<odma::predict::oracle, odma::bucket::fixed, on_demand_backings>>>;
+
+/// Every policy at least once, for the soak and the benchmarks (the full cross product grows
+/// as a product): each predictor and bucket policy on host memory, and each other backing with
+/// the oracle, which mispredicts there (noisy lengths) so that growth and migration run.
+using representative_combos = concat<
+    type_list<combo<odma::predict::constant, odma::bucket::fixed, odma::backing::host>,
+              combo<odma::predict::oracle, odma::bucket::fixed, odma::backing::host>>,
+    concat<combos_over_t<odma::predict::oracle, odma::bucket::fixed, on_demand_backings>,
+           type_list<combo<odma::predict::oracle, odma::bucket::fixed, odma::backing::simulated>,
+                     combo<odma::predict::oracle, odma::bucket::fixed,
+                           odma::backing::lpddr_emulated<odma::backing::host>>,
+                     combo<odma::predict::oracle, odma::bucket::fixed,
+                           odma::backing::lpddr_emulated<odma::backing::simulated>>>>>;
 
 // Extra combos only the fuzzer runs: the commit/decommit paths of a committing backing.
 using test_only_combos =
