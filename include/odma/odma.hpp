@@ -21,6 +21,12 @@
 
 #include <odma/bucket/fixed.hpp>
 
+// Learned predictors and buckets (issue 3).
+#include <odma/predict/callable.hpp>
+#include <odma/predict/length_distribution.hpp>
+#include <odma/predict/ngram.hpp>
+#include <odma/predict/prompt_quantile.hpp>
+
 #include <odma/backing/host.hpp>
 
 // issue 6: a DRAM cost model and the backings that account accesses on it
