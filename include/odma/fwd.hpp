@@ -34,6 +34,9 @@ class callable;
 
 namespace bucket {
 class fixed;
+// Learned buckets (issue 3).
+struct online_histogram_options;
+class online_histogram;
 }  // namespace bucket
 
 namespace backing {

@@ -22,6 +22,8 @@
 #include <odma/bucket/fixed.hpp>
 
 // Learned predictors and buckets (issue 3).
+#include <odma/bucket/online_histogram.hpp>
+#include <odma/bucket/optimal_boundaries.hpp>
 #include <odma/predict/callable.hpp>
 #include <odma/predict/length_distribution.hpp>
 #include <odma/predict/ngram.hpp>
