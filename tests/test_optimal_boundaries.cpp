@@ -89,6 +89,28 @@ TEST_CASE("optimal_boundaries puts capacities at the tops of clusters") {
           doctest::Approx(4.0 / 6.0));
 }
 
+TEST_CASE("spare buckets spread geometrically when the histogram needs fewer") {
+    // Only two distinct lengths, 16 buckets: the optimum needs 16, 762 and the safeguard 4096;
+    // the other 13 go into the widest gaps instead of piling up at 1, 2, 3...
+    std::vector<double> w(4096, 0.0);
+    std::vector<std::uint32_t> upper(4096);
+    for (std::uint32_t i = 0; i < 4096; ++i)
+        upper[i] = i + 1;
+    w[16 - 1] = 100;
+    w[762 - 1] = 100;
+    const auto caps = optimal_boundaries(w, upper, 16);
+    REQUIRE(caps.size() == 16);
+    CHECK(std::find(caps.begin(), caps.end(), 16u) != caps.end());
+    CHECK(std::find(caps.begin(), caps.end(), 762u) != caps.end());
+    CHECK(caps.back() == 4096);
+    for (std::size_t i = 1; i < caps.size(); ++i) {
+        CHECK(caps[i - 1] < caps[i]);
+        CHECK(double(caps[i]) / caps[i - 1] < 2.1);  // no gap wider than about a doubling
+    }
+    // Still optimal: both lengths reserve exactly.
+    CHECK(odma::bucket::expected_waste(w, upper, caps) == 0.0);
+}
+
 TEST_CASE("optimal_boundaries on a large histogram is exact against a slower dynamic program") {
     // 300 bins, 7 buckets: the O(k M^2) textbook recurrence as reference.
     odma::detail::splitmix64 rng(7);

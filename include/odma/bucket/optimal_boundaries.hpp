@@ -13,9 +13,17 @@
 // at upper_j (rising as j grows). The minimum of such lines is a monotone convex-hull query, so
 // each layer costs O(M) and the whole solution O(k * M): about 65,000 steps for 4,096 bins and
 // 16 buckets. Tests check it against brute force.
+//
+// Only edges of non-empty bins (and the last edge) can be needed: a capacity above an empty bin
+// can move down to the nearest non-empty edge without costing anything. So the program runs on
+// those candidates, and capacities it does not need (fewer distinct lengths than buckets) are
+// spread into the widest gaps, geometrically: more capacities never cost anything on the
+// histogram, and they keep requests of lengths not yet seen from rounding up far.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <span>
@@ -23,31 +31,15 @@
 #include <string>
 #include <vector>
 
-namespace odma::bucket {
+namespace odma::detail {
 
-/// The at most `k` capacities, chosen among `upper`, that minimise the expected reserved tokens
-/// sum_i weights[i] * capacity(upper[i]) (equivalently, the reserved-minus-used waste). The last
-/// capacity is always upper.back() (the large-bucket safeguard). Exactly min(k, M) capacities
-/// are returned; where several choices are optimal (for example when bins are empty), one of
-/// them is picked deterministically.
-///
-/// Requires weights.size() == upper.size() > 0, upper strictly ascending, weights >= 0, k > 0;
-/// throws std::invalid_argument otherwise.
-inline std::vector<std::uint32_t> optimal_boundaries(std::span<const double> weights,
-                                                     std::span<const std::uint32_t> upper,
-                                                     std::uint32_t k) {
+/// The optimum of optimal_boundaries() restricted to exactly min(k, M) capacities among
+/// `upper` (all bins are candidates). Inputs are already validated.
+inline std::vector<std::uint32_t> optimal_among(std::span<const double> weights,
+                                                std::span<const std::uint32_t> upper,
+                                                std::uint32_t k) {
     const std::size_t m = upper.size();
-    if (m == 0 || weights.size() != m || k == 0)
-        throw std::invalid_argument(
-            "odma::bucket::optimal_boundaries: need as many weights as bins (" +
-            std::to_string(weights.size()) + " vs " + std::to_string(m) + "), at least one, k > 0");
-    for (std::size_t i = 0; i < m; ++i)
-        if (!(weights[i] >= 0.0) || (i && upper[i] <= upper[i - 1]))
-            throw std::invalid_argument(
-                "odma::bucket::optimal_boundaries: weights must be >= 0 and bin edges strictly "
-                "ascending");
     const std::size_t layers = std::min<std::size_t>(k, m);
-
     std::vector<double> prefix(m);  // W_j: weight of bins 0..j
     double run = 0.0;
     for (std::size_t i = 0; i < m; ++i)
@@ -111,6 +103,73 @@ inline std::vector<std::uint32_t> optimal_boundaries(std::span<const double> wei
         if (t) j = from[t * m + j];
     }
     return out;
+}
+
+/// Adds capacities (among `upper`) into the widest gaps of `caps` until it has k of them or no
+/// bin edge is left in any gap. Gap width is measured as a ratio (the next capacity over the
+/// previous one), so spare buckets spread geometrically, like size classes.
+inline void fill_spare(std::vector<std::uint32_t>& caps, std::span<const std::uint32_t> upper,
+                       std::uint32_t k) {
+    while (caps.size() < k) {
+        double widest = 1.0;
+        std::size_t at = caps.size();
+        std::uint32_t pick = 0;
+        for (std::size_t i = 0; i < caps.size(); ++i) {
+            const double lo = i ? caps[i - 1] : 0.0, hi = caps[i];
+            // Edges strictly inside (lo, hi): the one nearest the geometric middle.
+            const auto first = std::upper_bound(upper.begin(), upper.end(), std::uint32_t(lo));
+            const auto last = std::lower_bound(upper.begin(), upper.end(), caps[i]);
+            if (first >= last) continue;
+            const double ratio = hi / std::max(lo, 1.0);
+            if (ratio <= widest) continue;
+            const double middle = std::sqrt(std::max(lo, 1.0) * hi);
+            auto it = std::lower_bound(first, last, std::uint32_t(std::min(middle, hi - 1.0)));
+            if (it == last) --it;
+            widest = ratio;
+            at = i;
+            pick = *it;
+        }
+        if (at == caps.size()) return;  // no room left
+        caps.insert(caps.begin() + std::ptrdiff_t(at), pick);
+    }
+}
+
+}  // namespace odma::detail
+
+namespace odma::bucket {
+
+/// The at most `k` capacities, chosen among `upper`, that minimise the expected reserved tokens
+/// sum_i weights[i] * capacity(upper[i]) (equivalently, the reserved-minus-used waste). The last
+/// capacity is always upper.back() (the large-bucket safeguard). Exactly min(k, M) capacities
+/// are returned, ascending: where the histogram needs fewer, the spare ones are spread
+/// geometrically into the widest gaps (which never costs anything on the histogram).
+///
+/// Requires weights.size() == upper.size() > 0, upper strictly ascending, weights >= 0, k > 0;
+/// throws std::invalid_argument otherwise.
+inline std::vector<std::uint32_t> optimal_boundaries(std::span<const double> weights,
+                                                     std::span<const std::uint32_t> upper,
+                                                     std::uint32_t k) {
+    const std::size_t m = upper.size();
+    if (m == 0 || weights.size() != m || k == 0)
+        throw std::invalid_argument(
+            "odma::bucket::optimal_boundaries: need as many weights as bins (" +
+            std::to_string(weights.size()) + " vs " + std::to_string(m) + "), at least one, k > 0");
+    for (std::size_t i = 0; i < m; ++i)
+        if (!(weights[i] >= 0.0) || (i && upper[i] <= upper[i - 1]))
+            throw std::invalid_argument(
+                "odma::bucket::optimal_boundaries: weights must be >= 0 and bin edges strictly "
+                "ascending");
+    // Candidates: non-empty bins and the last one.
+    std::vector<double> w;
+    std::vector<std::uint32_t> edge;
+    for (std::size_t i = 0; i < m; ++i)
+        if (weights[i] > 0.0 || i + 1 == m) {
+            w.push_back(weights[i]);
+            edge.push_back(upper[i]);
+        }
+    std::vector<std::uint32_t> caps = detail::optimal_among(w, edge, k);
+    detail::fill_spare(caps, upper, k);
+    return caps;
 }
 
 /// Mean reserved-minus-used tokens when requests of length lengths[i] (weight weights[i]) each
