@@ -633,3 +633,7 @@ private:
 };
 
 }  // namespace odma::predict
+
+#undef ODMA_DETAIL_UNROLL
+#undef ODMA_DETAIL_PREFETCH
+#undef ODMA_DETAIL_NOINLINE
