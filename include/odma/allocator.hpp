@@ -150,11 +150,11 @@ public:
         s.req = r;
         s.block = block;
         s.capacity = capacity;
+        s.asked = need;
         s.used = r.prompt_tokens;
         s.committed = r.prompt_tokens;
         s.area = area;
         s.live = true;
-        s.next_free = no_slot;
 
         reserved_tokens_ += capacity;
         used_tokens_ += s.used;
@@ -219,13 +219,16 @@ public:
         slot* s = find(l);
         if (!s) return reject_lease();
         const request finished = s->req;
+        const std::uint32_t asked = s->asked;
         free_slot(*s);
         ++stats_.releases;
         // The lease is gone before the policies run: if they throw, the allocator is valid.
         const auto total = static_cast<std::uint32_t>(std::min<std::uint64_t>(
             cfg_.max_tokens, std::uint64_t(finished.prompt_tokens) + generated_tokens));
         predictor_.observe(finished, generated_tokens);
-        buckets_.observe(total);
+        // The bucket policy learns the peak demand: the size this request's reservation was
+        // rounded up from (what admit() asked for, or what it grew to if it outgrew that).
+        buckets_.observe(std::max(total, asked));
         return {};
     }
 
@@ -385,7 +388,12 @@ private:
         detail::extent_heap::block_id block = no_block;
         std::uint32_t capacity = 0;  // tokens reserved
         std::uint32_t used = 0;      // tokens held
-        std::uint32_t next_free = no_slot;
+        // A free slot links to the next free one; a live slot remembers the tokens admit()
+        // asked for, before bucket rounding. One field serves both, so the slot stays 64 bytes.
+        union {
+            std::uint32_t next_free = no_slot;
+            std::uint32_t asked;
+        };
         [[no_unique_address]] commit_count committed{};
         request req{};
     };
