@@ -16,6 +16,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <initializer_list>
 #include <random>
 #include <vector>
 
@@ -131,30 +132,69 @@ auto migrate_cycle() {
 
 // --- policies on their own ------------------------------------------------------------------
 
-/// Predictor inference: predict() for a request, and observe() when it finishes. The oracle
-/// holds `pending` told lengths (a hash map lookup).
+/// A prompt for predictors that read text (ngram): about 1,100 characters of an instruction.
+const std::string& sample_prompt() {
+    static const std::string text = [] {
+        std::string t;
+        const char* sentences[] = {
+            "Write a detailed explanation of how a serving engine keeps the key and value "
+            "cache of every running request in device memory. ",
+            "Compare a contiguous layout with fixed-size blocks, list the costs of each on "
+            "memory with poor random access, and give a short example. ",
+            "Keep the answer under three paragraphs and end with a summary table. "};
+        while (t.size() < 1100)
+            for (const char* s : sentences)
+                t += s;
+        return t;
+    }();
+    return text;
+}
+
+/// Predictor inference: predict() for a request with a prompt text, and observe() when it
+/// finishes. Learned predictors first observe 2,000 finished requests, so predict() runs on
+/// what they learned, not on their untrained fallback; the oracle holds `pending` told
+/// lengths (a hash map lookup).
+template <class P>
+P warmed_predictor(std::uint32_t pending) {
+    P p = odma_test::policy_factory<P>::make({});
+    std::mt19937 rng(5);
+    for (std::uint32_t i = 0; i < pending; ++i) {
+        const odma::request r{.id = i,
+                              .prompt_tokens = 1 + std::uint32_t(rng() % 2000),
+                              .max_new_tokens = 1000,
+                              .prompt_text = sample_prompt()};
+        if constexpr (requires { p.tell(1, 1u); })
+            p.tell(i, 100 + i % 500);
+        else
+            p.observe(r, 1 + std::uint32_t(rng() % 800));
+    }
+    return p;
+}
+
 template <class P>
 void predictor_costs() {
     const std::string name = odma_test::policy_factory<P>::name;
     benchmark::RegisterBenchmark(("predict/" + name).c_str(), [](benchmark::State& state) {
-        P p = odma_test::policy_factory<P>::make({});
         const auto pending = static_cast<std::uint32_t>(state.range(0));
-        if constexpr (requires { p.tell(1, 1u); })
-            for (std::uint32_t i = 0; i < pending; ++i)
-                p.tell(i, 100 + i % 500);
+        const P p = warmed_predictor<P>(pending);
         std::uint64_t id = 0;
         for (auto _ : state) {
-            const odma::request r{
-                .id = id++ % (pending + 1), .prompt_tokens = 100, .max_new_tokens = 1000};
+            const odma::request r{.id = id++ % (pending + 1),
+                                  .prompt_tokens = 300,
+                                  .max_new_tokens = 1000,
+                                  .prompt_text = sample_prompt()};
             auto pred = p.predict(r);
             benchmark::DoNotOptimize(pred);
         }
-    })->Arg(1000);
+    })->Arg(2000);
     benchmark::RegisterBenchmark(("observe/" + name).c_str(), [](benchmark::State& state) {
-        P p = odma_test::policy_factory<P>::make({});
-        std::uint64_t id = 0;
+        P p = warmed_predictor<P>(2000);
+        std::uint64_t id = 1u << 20;
         for (auto _ : state) {
-            const odma::request r{.id = id++, .prompt_tokens = 100, .max_new_tokens = 1000};
+            const odma::request r{.id = id++,
+                                  .prompt_tokens = 300,
+                                  .max_new_tokens = 1000,
+                                  .prompt_text = sample_prompt()};
             if constexpr (requires { p.tell(1, 1u); }) p.tell(r.id, 300);  // oracle: tell first
             p.observe(r, 300);
             benchmark::ClobberMemory();
@@ -163,18 +203,22 @@ void predictor_costs() {
 }
 
 /// Bucket lookup (capacity_for, once per admission and per growth) and recalibration
-/// (observe, once per release; fixed buckets never recalibrate), for every variant the
-/// factory builds.
+/// (observe, once per release, amortising the policy's periodic recalibration; and one
+/// explicit recalibrate() where the policy has it), for the given variants of the factory.
 template <class B>
-void bucket_costs() {
-    for (std::uint32_t variant = 0; variant < 4; ++variant) {
+void bucket_costs(std::initializer_list<std::uint32_t> variants) {
+    for (const std::uint32_t variant : variants) {
         const std::string name =
             std::string(odma_test::policy_factory<B>::name) + "#" + std::to_string(variant);
         auto make = [variant] {
             odma_test::build_context c;
             c.cfg.max_tokens = 8192;
             c.variant = variant;
-            return odma_test::policy_factory<B>::make(c);
+            B b = odma_test::policy_factory<B>::make(c);
+            std::mt19937 rng(9);
+            for (int i = 0; i < 4096; ++i)  // learned policies calibrate on these
+                b.observe(1 + std::uint32_t(rng() % 3000));
+            return b;
         };
         benchmark::RegisterBenchmark(("capacity_for/" + name).c_str(),
                                      [make](benchmark::State& state) {
@@ -195,10 +239,19 @@ void bucket_costs() {
                                          B b = make();
                                          std::uint32_t t = 0;
                                          for (auto _ : state) {
-                                             b.observe(1 + (t++ & 8191));
+                                             b.observe(1 + (t++ * 37 & 4095));
                                              benchmark::ClobberMemory();
                                          }
                                      });
+        if constexpr (requires(B & b) { b.recalibrate(); })
+            benchmark::RegisterBenchmark(("bucket_recalibrate/" + name).c_str(),
+                                         [make](benchmark::State& state) {
+                                             B b = make();
+                                             for (auto _ : state) {
+                                                 b.recalibrate();
+                                                 benchmark::ClobberMemory();
+                                             }
+                                         });
     }
 }
 
@@ -213,7 +266,11 @@ int main(int argc, char** argv) {
     register_per_combo(combos, "migrate_cycle", []<class C>() { return migrate_cycle<C>(); });
     predictor_costs<odma::predict::constant>();
     predictor_costs<odma::predict::oracle>();
-    bucket_costs<odma::bucket::fixed>();
+    predictor_costs<odma::predict::ngram>();
+    predictor_costs<odma::predict::prompt_quantile>();
+    predictor_costs<odma_test::spread_callable>();
+    bucket_costs<odma::bucket::fixed>({0, 1, 2, 3});
+    bucket_costs<odma::bucket::online_histogram>({12});  // 16 buckets
 
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

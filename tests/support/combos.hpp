@@ -85,6 +85,61 @@ struct policy_factory<odma::backing::host_vmm> {
 };
 #endif
 
+/// Issue 3's learned predictors, small enough to build once per fuzz input, with short
+/// warm-ups so that they predict from what they learned within a few releases.
+template <>
+struct policy_factory<odma::predict::ngram> {
+    static constexpr const char* name = "ngram";
+    static odma::predict::ngram make(const build_context&) {
+        odma::predict::ngram::options o;
+        o.hash_bits = 10;  // 1,024 rows instead of 65,536
+        o.warmup = 16;
+        return odma::predict::ngram(o);
+    }
+};
+
+template <>
+struct policy_factory<odma::predict::prompt_quantile> {
+    static constexpr const char* name = "prompt_quantile";
+    static odma::predict::prompt_quantile make(const build_context&) {
+        odma::predict::prompt_quantile::options o;
+        o.warmup = 8;
+        o.half_life = 512;
+        return odma::predict::prompt_quantile(o);
+    }
+};
+
+/// What callable wraps in these tests: an external model's answer with uncertainty (quantiles
+/// spread around half the prompt length), so the allocator's risk quantile matters.
+struct spread_model {
+    odma::prediction operator()(const odma::request& r) const {
+        const std::uint32_t m = r.prompt_tokens / 2 + 8;
+        return odma::prediction::from_quantiles(
+            {m / 4 + 1, m / 2 + 1, m, m + m / 2, 2 * m, 3 * m, 4 * m, 6 * m});
+    }
+};
+using spread_callable = odma::predict::callable<spread_model>;
+
+template <>
+struct policy_factory<spread_callable> {
+    static constexpr const char* name = "callable";
+    static spread_callable make(const build_context&) { return spread_callable(spread_model{}); }
+};
+
+template <>
+struct policy_factory<odma::bucket::online_histogram> {
+    static constexpr const char* name = "online_histogram";
+    /// 4 to 19 buckets; recalibrates every 64 observations after 32, on at most 512 bins.
+    static odma::bucket::online_histogram make(const build_context& c) {
+        odma::bucket::online_histogram::options o;
+        o.warmup = 32;
+        o.recalibrate_every = 64;
+        o.drift_check_every = 16;
+        o.bins = 512;
+        return odma::bucket::online_histogram(4 + c.variant % 16, c.cfg.max_tokens, o);
+    }
+};
+
 /// A modelled device with no bytes behind it (issue 6): placement and accounting only.
 template <>
 struct policy_factory<odma::backing::simulated> {
@@ -176,46 +231,63 @@ void forget_length(Allocator& kv, std::uint64_t id) {
 template <class... Policies>
 struct policies {};
 
-/// combo<P, B, M> for every backing M of the list.
-template <class P, class B, class Backings>
-struct combos_over;
-template <class P, class B, class... Ms>
-struct combos_over<P, B, policies<Ms...>> {
-    using type = type_list<combo<P, B, Ms>...>;
+/// The concatenation of any number of type_lists.
+template <class... Lists>
+struct concat_all {
+    using type = type_list<>;
 };
-template <class P, class B, class Backings>
-using combos_over_t = typename combos_over<P, B, Backings>::type;
+template <class First, class... Rest>
+struct concat_all<First, Rest...> {
+    using type = concat<First, typename concat_all<Rest...>::type>;
+};
 
-// Every host-side backing the library ships. (Device backings need a device, or for Cambricon
-// the fake SDK of tests/fakes; their own tests drive the allocator through them.)
-using plain_backings = policies<odma::backing::host, odma::backing::simulated,
+/// combo<P, B, M> for every P, B and M of three policy lists, predictors varying slowest.
+template <class Predictors, class Buckets, class Backings>
+struct cross;
+template <class... P, class... B, class... M>
+struct cross<policies<P...>, policies<B...>, policies<M...>> {
+    template <class OneP, class OneB>
+    using row = type_list<combo<OneP, OneB, M>...>;
+    template <class OneP>
+    using rows = typename concat_all<row<OneP, B>...>::type;
+    using type = typename concat_all<rows<P>...>::type;
+};
+template <class Predictors, class Buckets, class Backings>
+using cross_t = typename cross<Predictors, Buckets, Backings>::type;
+
+// Every shipped policy that runs on a host without a device. (Device backings need a device,
+// or for Cambricon the fake SDK of tests/fakes; their own tests drive the allocator.)
+using all_predictors =
+    policies<odma::predict::constant, odma::predict::oracle, odma::predict::ngram,
+             odma::predict::prompt_quantile, spread_callable>;
+using all_bucket_policies = policies<odma::bucket::fixed, odma::bucket::online_histogram>;
+#ifdef ODMA_HAS_HOST_VMM
+using other_backings = policies<odma::backing::host_vmm, odma::backing::simulated,
                                 odma::backing::lpddr_emulated<odma::backing::host>,
                                 odma::backing::lpddr_emulated<odma::backing::simulated>>;
-#ifdef ODMA_HAS_HOST_VMM
-using on_demand_backings = policies<odma::backing::host_vmm>;
 #else
-using on_demand_backings = policies<>;
+using other_backings =
+    policies<odma::backing::simulated, odma::backing::lpddr_emulated<odma::backing::host>,
+             odma::backing::lpddr_emulated<odma::backing::simulated>>;
 #endif
 
-/// Every shipped predictor x bucket policy x host-side backing: what the fuzzer covers.
-using library_combos =
-    concat<concat<combos_over_t<odma::predict::constant, odma::bucket::fixed, plain_backings>,
-                  combos_over_t<odma::predict::oracle, odma::bucket::fixed, plain_backings>>,
-           concat<combos_over_t<odma::predict::constant, odma::bucket::fixed, on_demand_backings>,
-                  combos_over_t<odma::predict::oracle, odma::bucket::fixed, on_demand_backings>>>;
+/// What the fuzzer covers: every predictor x every bucket policy on host memory, and every
+/// other backing under a static pair (oracle + fixed) and a learning pair (prompt_quantile +
+/// online_histogram). Policies of different families interact only through the allocator,
+/// so pairs of families are covered without the full product's compile time.
+using library_combos = concat_all<
+    cross_t<all_predictors, all_bucket_policies, policies<odma::backing::host>>,
+    cross_t<policies<odma::predict::oracle>, policies<odma::bucket::fixed>, other_backings>,
+    cross_t<policies<odma::predict::prompt_quantile>, policies<odma::bucket::online_histogram>,
+            other_backings>>::type;
 
-/// Every policy at least once, for the soak and the benchmarks (the full cross product grows
-/// as a product): each predictor and bucket policy on host memory, and each other backing with
-/// the oracle, which mispredicts there (noisy lengths) so that growth and migration run.
-using representative_combos = concat<
-    type_list<combo<odma::predict::constant, odma::bucket::fixed, odma::backing::host>,
-              combo<odma::predict::oracle, odma::bucket::fixed, odma::backing::host>>,
-    concat<combos_over_t<odma::predict::oracle, odma::bucket::fixed, on_demand_backings>,
-           type_list<combo<odma::predict::oracle, odma::bucket::fixed, odma::backing::simulated>,
-                     combo<odma::predict::oracle, odma::bucket::fixed,
-                           odma::backing::lpddr_emulated<odma::backing::host>>,
-                     combo<odma::predict::oracle, odma::bucket::fixed,
-                           odma::backing::lpddr_emulated<odma::backing::simulated>>>>>;
+/// Every policy at least once, for the soak and the benchmarks: each predictor with fixed
+/// buckets on host memory, online_histogram with the oracle, and each other backing with the
+/// oracle, which is told noisy lengths there so that growth and migration run.
+using representative_combos = concat_all<
+    cross_t<all_predictors, policies<odma::bucket::fixed>, policies<odma::backing::host>>,
+    type_list<combo<odma::predict::oracle, odma::bucket::online_histogram, odma::backing::host>>,
+    cross_t<policies<odma::predict::oracle>, policies<odma::bucket::fixed>, other_backings>>::type;
 
 // Extra combos only the fuzzer runs: the commit/decommit paths of a committing backing.
 using test_only_combos =
