@@ -72,8 +72,12 @@ auto extend_unchanged() {
         if (!kv) return;
         odma_test::tell_length(*kv, 7, 1000);
         const auto l = *kv->admit({.id = 7, .prompt_tokens = 100, .max_new_tokens = 1000});
-        // Back and forth inside whatever the predictor reserved.
-        const std::uint32_t top = kv->region_of(l)->capacity;
+        // Back and forth inside whatever the predictor reserved (paged: the blocks it holds).
+        std::uint32_t top = 0;
+        if constexpr (requires { kv->region_of(l); })
+            top = kv->region_of(l)->capacity;
+        else
+            top = std::uint32_t(kv->blocks(l)->size()) * kv->config().block_tokens;
         std::uint32_t tokens = 100;
         for (auto _ : state) {
             tokens = tokens == top ? 100 : tokens + 1;
@@ -93,16 +97,18 @@ auto extend_in_place() {
         auto kv = with_live<Combo>(state, window);
         if (!kv) return;
         std::uint64_t id = 0;
-        auto start = [&] {  // max_new_tokens = 1: reserved exactly prompt + 1
-            return *kv->admit({.id = ++id, .prompt_tokens = 8, .max_new_tokens = 1});
+        // max_new_tokens = 1: reserved exactly prompt + 1, so the first extend grows (paged:
+        // 16 tokens fill one block, so the first extend appends one).
+        auto start = [&] {
+            return *kv->admit({.id = ++id, .prompt_tokens = 16, .max_new_tokens = 1});
         };
         odma::lease l = start();
-        std::uint32_t tokens = 9;
+        std::uint32_t tokens = 17;
         for (auto _ : state) {
             if (++tokens > window) {
                 kv->release(l, 1);
                 l = start();
-                tokens = 10;
+                tokens = 18;
             }
             auto g = kv->extend(l, tokens);
             benchmark::DoNotOptimize(g);
@@ -266,6 +272,12 @@ int main(int argc, char** argv) {
     register_per_combo(combos, "extend_unchanged", []<class C>() { return extend_unchanged<C>(); });
     register_per_combo(combos, "extend_in_place", []<class C>() { return extend_in_place<C>(); });
     register_per_combo(combos, "migrate_cycle", []<class C>() { return migrate_cycle<C>(); });
+    // The paged baseline (issue 6) where it exists: it never migrates, and its in-place growth
+    // appends a block every block_tokens tokens.
+    const odma_test::paged_combos paged;
+    register_per_combo(paged, "admit_release", []<class C>() { return admit_release<C>(); });
+    register_per_combo(paged, "extend_unchanged", []<class C>() { return extend_unchanged<C>(); });
+    register_per_combo(paged, "extend_in_place", []<class C>() { return extend_in_place<C>(); });
     predictor_costs<odma::predict::constant>();
     predictor_costs<odma::predict::oracle>();
     predictor_costs<odma::predict::ngram>();

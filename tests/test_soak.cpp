@@ -77,7 +77,9 @@ const std::vector<sized_request>& trace_lengths() {
 
 template <class... Cs>
 std::tuple<Cs...> as_tuple(odma_test::type_list<Cs...>);
-using soaked_combos = decltype(as_tuple(odma_test::representative_combos{}));
+// Every policy at least once, and the paged baseline (issue 6) where it exists.
+using soaked_combos = decltype(as_tuple(
+    odma_test::concat<odma_test::representative_combos, odma_test::paged_combos>{}));
 
 }  // namespace
 

@@ -75,6 +75,21 @@ const odma::lease& foreign_lease() {
     return l;
 }
 
+/// Every call refuses a handle that is not live in `kv` (stale, foreign, empty, moved-from).
+template <class Allocator>
+void expect_refused(Allocator& kv, const odma::lease& l) {
+    FUZZ_CHECK(!kv.is_live(l));
+    FUZZ_CHECK(kv.extend(l, 1).error() == errc::invalid_lease);
+    FUZZ_CHECK(kv.data(l).error() == errc::invalid_lease);
+    FUZZ_CHECK(kv.release(l, 1).error() == errc::invalid_lease);
+    FUZZ_CHECK(kv.abandon(l).error() == errc::invalid_lease);
+    if constexpr (requires { kv.region_of(l); })
+        FUZZ_CHECK(kv.region_of(l).error() == errc::invalid_lease);
+    if constexpr (requires { kv.used_tokens(l); })
+        FUZZ_CHECK(kv.used_tokens(l).error() == errc::invalid_lease);
+    operations += 6;
+}
+
 template <class Combo>
 void run(byte_reader& in) {
     // --- configuration ---------------------------------------------------------------------
@@ -151,15 +166,6 @@ void run(byte_reader& in) {
             }
         }
         return true;
-    };
-    auto refused = [&](const odma::lease& l) {
-        FUZZ_CHECK(!kv.is_live(l));
-        FUZZ_CHECK(kv.extend(l, 1).error() == errc::invalid_lease);
-        FUZZ_CHECK(kv.data(l).error() == errc::invalid_lease);
-        FUZZ_CHECK(kv.region_of(l).error() == errc::invalid_lease);
-        FUZZ_CHECK(kv.release(l, 1).error() == errc::invalid_lease);
-        FUZZ_CHECK(kv.abandon(l).error() == errc::invalid_lease);
-        operations += 6;
     };
     auto retire = [&](std::size_t i) {
         stale.push_back(live[i].handle);
@@ -263,13 +269,13 @@ void run(byte_reader& in) {
             }
             case 6: {  // a bad handle of some kind
                 const std::uint8_t kind = in.u8() % 4;
-                if (kind == 0 && !stale.empty()) refused(stale[in.u8() % stale.size()]);
-                if (kind == 1) refused(foreign_lease());
-                if (kind == 2) refused(odma::lease{});
+                if (kind == 0 && !stale.empty()) expect_refused(kv, stale[in.u8() % stale.size()]);
+                if (kind == 1) expect_refused(kv, foreign_lease());
+                if (kind == 2) expect_refused(kv, odma::lease{});
                 if (kind == 3 && !live.empty()) {
                     odma::lease copy = live[in.u8() % live.size()].handle;
                     const odma::lease taken = std::move(copy);
-                    refused(copy);  // moved-from
+                    expect_refused(kv, copy);  // moved-from
                     FUZZ_CHECK(kv.data(taken, cfg.planes).error() == errc::invalid_request);
                     FUZZ_CHECK(kv.is_live(taken));
                 }
@@ -317,6 +323,221 @@ void run(byte_reader& in) {
     FUZZ_CHECK(kv.check().has_value());
 }
 
+#ifdef ODMA_TEST_HAS_PAGED
+/// The paged baseline under the same kind of operations. Its outcomes are fully predictable
+/// from counts: admit fails with no_memory exactly when the prompt's blocks plus the watermark
+/// exceed the free blocks, extend appends blocks (in_place) or fails exactly when too few are
+/// free, and nothing ever migrates.
+template <class Combo>
+void run_paged(byte_reader& in) {
+    odma::config cfg;
+    cfg.planes = 1u << (in.u8() % 3);
+    cfg.bytes_per_token = cfg.planes * (1 + in.u8() % 4);
+    cfg.max_tokens = 8 + in.u16() % 505;
+    const std::uint32_t tokens = cfg.max_tokens * (1 + in.u8() % 6) + in.u8() + 16;
+    odma_test::build_context ctx{cfg, std::size_t(tokens) * cfg.bytes_per_token, in.u8()};
+    if (const std::uint8_t bad = in.u8(); bad < 8) {
+        if (bad % 2)
+            ctx.cfg.bytes_per_token = ctx.cfg.planes == 1 ? 0 : ctx.cfg.planes + 1;
+        else
+            ctx.arena_bytes = cfg.bytes_per_token * (cfg.max_tokens - 1);
+        ++operations;
+        try {
+            (void)Combo::make(ctx);
+        } catch (const odma::config_error&) {
+            return;
+        }
+        fail("a broken configuration was accepted", __LINE__);
+    }
+    const auto kv_ptr = Combo::make(ctx);
+    auto& kv = *kv_ptr;
+    const std::uint32_t block = kv.config().block_tokens;
+    const std::size_t plane_bytes = cfg.bytes_per_plane_token();
+    const auto watermark_blocks =
+        static_cast<std::uint32_t>(double(kv.capacity_blocks()) * kv.config().watermark);
+    auto blocks_for = [&](std::uint32_t t) { return (t + block - 1) / block; };
+    constexpr bool has_bytes = std::is_same_v<typename Combo::allocator_type::pointer, std::byte*>;
+
+    struct model_lease {
+        odma::lease handle;
+        std::uint64_t id;
+        std::uint32_t used;
+    };
+    std::vector<model_lease> live;
+    std::vector<odma::lease> stale;
+    std::uint64_t next_id = 1;
+    // Token t of a lease: block table[t / block], slot t % block.
+    auto token_offset = [&](const model_lease& m, std::uint32_t p, std::uint32_t t) {
+        const auto table = *kv.blocks(m.handle);
+        return kv.byte_offset(p, std::size_t(table[t / block]) * block + t % block);
+    };
+    auto write = [&](const model_lease& m, std::uint32_t from, std::uint32_t to) {
+        for (std::uint32_t p = 0; p < cfg.planes; ++p)
+            for (std::uint32_t t = from; t < to; ++t) {
+                const auto at = kv.data(m.handle, p, t);
+                FUZZ_CHECK(at.has_value());
+                if constexpr (has_bytes) {
+                    for (std::size_t i = 0; i < plane_bytes; ++i)
+                        at.get()[i] = pattern(m.id, p, t * plane_bytes + i);
+                } else {
+                    FUZZ_CHECK(at.get() == token_offset(m, p, t));
+                }
+            }
+    };
+    auto intact = [&](const model_lease& m) {
+        if constexpr (has_bytes)
+            for (std::uint32_t p = 0; p < cfg.planes; ++p)
+                for (std::uint32_t t = 0; t < m.used; ++t) {
+                    const std::byte* at = kv.data(m.handle, p, t);
+                    for (std::size_t i = 0; i < plane_bytes; ++i)
+                        if (at[i] != pattern(m.id, p, t * plane_bytes + i)) return false;
+                }
+        return true;
+    };
+    // The runs a paged kernel would read: one per block, covering exactly the used tokens.
+    auto runs_match = [&](const model_lease& m) {
+        for (std::uint32_t p = 0; p < cfg.planes; ++p) {
+            std::uint32_t t = 0;
+            bool ok = true;
+            const auto walked =
+                kv.for_each_run(m.handle, p, [&](std::size_t offset, std::size_t n) {
+                    ok = ok && offset == token_offset(m, p, t) && n % plane_bytes == 0 &&
+                         n / plane_bytes == std::min(block, m.used - t);
+                    t += std::uint32_t(n / plane_bytes);
+                });
+            if (!walked || !ok || t != m.used) return false;
+        }
+        return true;
+    };
+
+    for (int step = 0; step < 4096 && !in.empty(); ++step) {
+        const std::uint8_t op = in.u8();
+        switch (op % 8) {
+            case 0:
+            case 1: {  // admit
+                const std::uint32_t prompt = in.u16() % (cfg.max_tokens + 8);
+                const std::uint32_t max_new = in.u16() % 1024;
+                const std::uint32_t free_before = kv.free_blocks();
+                auto l =
+                    kv.admit({.id = next_id, .prompt_tokens = prompt, .max_new_tokens = max_new});
+                ++operations;
+                if (prompt == 0 || max_new == 0 || prompt >= cfg.max_tokens) {
+                    FUZZ_CHECK(l.error() == errc::invalid_request);
+                } else if (blocks_for(prompt) + watermark_blocks > free_before) {
+                    FUZZ_CHECK(l.error() == errc::no_memory);
+                } else {
+                    FUZZ_CHECK(l.has_value());
+                    FUZZ_CHECK(kv.blocks(*l)->size() == blocks_for(prompt));
+                    FUZZ_CHECK(*kv.used_tokens(*l) == prompt);
+                    live.push_back({*l, next_id, prompt});
+                    write(live.back(), 0, prompt);
+                }
+                ++next_id;
+                break;
+            }
+            case 2:
+            case 3: {  // extend
+                if (live.empty()) break;
+                model_lease& m = live[in.u8() % live.size()];
+                const std::uint8_t how = in.u8();
+                std::uint32_t total;
+                if (how < 200)
+                    total = std::min(cfg.max_tokens, m.used + 1 + in.u8() % 64);
+                else if (how < 240)
+                    total = 1 + in.u16() % cfg.max_tokens;
+                else
+                    total = how % 2 ? 0 : cfg.max_tokens + 1 + in.u8();
+                const auto have = std::uint32_t(kv.blocks(m.handle)->size());
+                const std::uint32_t free_before = kv.free_blocks();
+                auto g = kv.extend(m.handle, total);
+                ++operations;
+                if (total == 0 || total > cfg.max_tokens) {
+                    FUZZ_CHECK(g.error() == errc::invalid_request);
+                } else if (blocks_for(total) <= have) {
+                    FUZZ_CHECK(g.has_value() && *g == growth::unchanged);
+                } else if (blocks_for(total) - have > free_before) {
+                    FUZZ_CHECK(g.error() == errc::no_memory);
+                } else {
+                    FUZZ_CHECK(g.has_value() && *g == growth::in_place);  // never migrated
+                    FUZZ_CHECK(kv.blocks(m.handle)->size() == blocks_for(total));
+                }
+                FUZZ_CHECK(intact(m) || !g);
+                if (g) {
+                    FUZZ_CHECK(*kv.used_tokens(m.handle) == total);
+                    if (total > m.used) {
+                        const std::uint32_t old = m.used;
+                        m.used = total;
+                        write(m, old, total);
+                    } else {
+                        m.used = total;
+                    }
+                } else {
+                    FUZZ_CHECK(*kv.used_tokens(m.handle) == m.used);
+                }
+                FUZZ_CHECK(intact(m));
+                break;
+            }
+            case 4:
+            case 5: {  // release or abandon
+                if (live.empty()) break;
+                const std::size_t i = in.u8() % live.size();
+                FUZZ_CHECK(intact(live[i]) && runs_match(live[i]));
+                const odma::lease l = live[i].handle;
+                const auto blocks = kv.blocks(l)->size();
+                const std::uint32_t free_before = kv.free_blocks();
+                FUZZ_CHECK((op % 8 == 4 ? kv.release(l, 1) : kv.abandon(l)).has_value());
+                ++operations;
+                FUZZ_CHECK(kv.free_blocks() == free_before + blocks);
+                stale.push_back(l);
+                if (stale.size() > 32) stale.erase(stale.begin());
+                live[i] = live.back();
+                live.pop_back();
+                break;
+            }
+            case 6: {  // bad handles, and a plane or token out of range
+                const std::uint8_t kind = in.u8() % 4;
+                if (kind == 0 && !stale.empty()) expect_refused(kv, stale[in.u8() % stale.size()]);
+                if (kind == 1) expect_refused(kv, foreign_lease());
+                if (kind == 2) expect_refused(kv, odma::lease{});
+                if (kind == 3 && !live.empty()) {
+                    const model_lease& m = live[in.u8() % live.size()];
+                    const auto table = kv.blocks(m.handle)->size();
+                    FUZZ_CHECK(kv.data(m.handle, cfg.planes).error() == errc::invalid_request);
+                    FUZZ_CHECK(kv.data(m.handle, 0, std::uint32_t(table * block)).error() ==
+                               errc::invalid_request);
+                    FUZZ_CHECK(runs_match(m));
+                    operations += 3;
+                }
+                break;
+            }
+            default: {  // the counters agree with the model
+                const auto st = kv.stats();
+                std::uint64_t used = 0, blocks = 0;
+                for (const auto& m : live) {
+                    used += m.used;
+                    blocks += kv.blocks(m.handle)->size();
+                }
+                FUZZ_CHECK(st.live_leases == live.size());
+                FUZZ_CHECK(st.used_bytes == used * cfg.bytes_per_token);
+                FUZZ_CHECK(st.reserved_bytes == blocks * block * cfg.bytes_per_token);
+                FUZZ_CHECK(st.reserved_bytes + st.free_bytes == st.arena_bytes);
+                FUZZ_CHECK(blocks + kv.free_blocks() == kv.capacity_blocks());
+                ++operations;
+            }
+        }
+        FUZZ_CHECK(kv.check().has_value());
+    }
+    for (const auto& m : live) {
+        FUZZ_CHECK(intact(m) && runs_match(m));
+        FUZZ_CHECK(kv.release(m.handle, 0).has_value());
+        ++operations;
+    }
+    FUZZ_CHECK(kv.free_blocks() == kv.capacity_blocks());
+    FUZZ_CHECK(kv.stats().live_leases == 0 && kv.stats().reserved_bytes == 0);
+    FUZZ_CHECK(kv.check().has_value());
+}
+#endif
+
 }  // namespace
 
 namespace odma_fuzz {
@@ -324,15 +545,24 @@ namespace odma_fuzz {
 void run_one(const std::uint8_t* data, std::size_t size) {
     byte_reader in(data, size);
     ++inputs;
-    odma_test::with_combo(fuzzed_combos{}, in.u8() % fuzzed_combos::size,
-                          [&]<class Combo>() { run<Combo>(in); });
+    using paged = odma_test::paged_combos;
+    const std::size_t pick = in.u8() % (fuzzed_combos::size + paged::size);
+    if (pick < fuzzed_combos::size) {
+        odma_test::with_combo(fuzzed_combos{}, pick, [&]<class Combo>() { run<Combo>(in); });
+        return;
+    }
+#ifdef ODMA_TEST_HAS_PAGED
+    odma_test::with_combo(paged{}, pick - fuzzed_combos::size,
+                          [&]<class Combo>() { run_paged<Combo>(in); });
+#endif
 }
 
 void print_totals() {
     std::fprintf(stderr,
                  "odma fuzz: %llu allocator operations over %llu inputs, %zu combinations\n",
                  static_cast<unsigned long long>(operations.load()),
-                 static_cast<unsigned long long>(inputs.load()), fuzzed_combos::size);
+                 static_cast<unsigned long long>(inputs.load()),
+                 fuzzed_combos::size + odma_test::paged_combos::size);
 }
 
 }  // namespace odma_fuzz

@@ -9,10 +9,15 @@
 
 #include <odma/backing/host_vmm.hpp>  // defines ODMA_HAS_HOST_VMM where it exists (POSIX)
 #include <odma/odma.hpp>
+#if __has_include(<odma/paged.hpp>)
+#include <odma/paged.hpp>
+#define ODMA_TEST_HAS_PAGED 1
+#endif
 
 #include "test_backings.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -288,6 +293,33 @@ using representative_combos = concat_all<
     cross_t<all_predictors, policies<odma::bucket::fixed>, policies<odma::backing::host>>,
     type_list<combo<odma::predict::oracle, odma::bucket::online_histogram, odma::backing::host>>,
     cross_t<policies<odma::predict::oracle>, policies<odma::bucket::fixed>, other_backings>>::type;
+
+#ifdef ODMA_TEST_HAS_PAGED
+/// The paged baseline (odma::paged, issue 6) over backing M: no predictor, no buckets, the same
+/// admit / extend / release / abandon / stats / check surface. The config's fields map over;
+/// the variant picks the block size (1, 4 or 16 tokens), the free order and a watermark.
+template <class M>
+struct paged_combo {
+    using allocator_type = odma::paged<M>;
+
+    static std::string name() { return std::string("paged/") + policy_factory<M>::name; }
+    static std::unique_ptr<allocator_type> make(const build_context& c) {
+        odma::paged_config pc;
+        pc.bytes_per_token = c.cfg.bytes_per_token;
+        pc.max_tokens = c.cfg.max_tokens;
+        pc.planes = c.cfg.planes;
+        pc.block_tokens = std::array<std::uint32_t, 3>{16, 4, 1}[c.variant % 3];
+        pc.order = (c.variant / 3) % 2 ? odma::free_order::lifo : odma::free_order::fifo;
+        pc.watermark = double((c.variant / 6) % 3) * 0.02;
+        return std::make_unique<allocator_type>(pc, policy_factory<M>::make(c));
+    }
+};
+using paged_combos =
+    type_list<paged_combo<odma::backing::host>, paged_combo<odma::backing::simulated>,
+              paged_combo<odma::backing::lpddr_emulated<odma::backing::host>>>;
+#else
+using paged_combos = type_list<>;
+#endif
 
 // Extra combos only the fuzzer runs: the commit/decommit paths of a committing backing.
 using test_only_combos =
