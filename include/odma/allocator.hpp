@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -139,8 +140,7 @@ public:
             return errc::no_memory;
         }
         const std::uint32_t offset = areas_[area].offset(block);
-        if (!commit_tokens(offset, 0, r.prompt_tokens)) {
-            areas_[area].free(block);
+        if (!commit_or_free(area, block, offset, r.prompt_tokens)) {
             ++stats_.rejected.admit_no_memory;
             return errc::no_memory;
         }
@@ -155,7 +155,6 @@ public:
         s.committed = r.prompt_tokens;
         s.area = area;
         s.live = true;
-        s.next_free = no_slot;
 
         reserved_tokens_ += capacity;
         used_tokens_ += s.used;
@@ -187,11 +186,8 @@ public:
             ++stats_.rejected.invalid_request;
             return errc::invalid_request;
         }
-        detail::extent_heap& heap = areas_[s->area];
-        const std::uint32_t offset = heap.offset(s->block);
         if (total_tokens <= s->capacity) {
-            if (!commit_tokens(offset, s->committed, total_tokens)) return extend_no_memory();
-            s->committed = std::max(s->committed, total_tokens);
+            if (!commit_through(*s, total_tokens)) return extend_no_memory();
             set_used(*s, total_tokens);
             return growth::unchanged;
         }
@@ -199,15 +195,15 @@ public:
             std::max(total_tokens, std::min(bucket_for(total_tokens), request_limit(s->req)));
 
         // In place: take the free space after the region, up to the target capacity.
+        detail::extent_heap& heap = areas_[s->area];
         const std::uint32_t room = heap.room_after(s->block);
         if (std::uint64_t(s->capacity) + room >= total_tokens) {
             const std::uint32_t grown =
                 std::min<std::uint64_t>(target, std::uint64_t(s->capacity) + room);
-            if (!commit_tokens(offset, s->committed, total_tokens)) return extend_no_memory();
+            if (!commit_through(*s, total_tokens)) return extend_no_memory();
             heap.grow(s->block, grown);
             add_capacity(*s, grown - s->capacity);
             s->capacity = grown;
-            s->committed = std::max(s->committed, total_tokens);
             set_used(*s, total_tokens);
             ++stats_.in_place_growths;
             return growth::in_place;
@@ -317,7 +313,8 @@ public:
         for (const slot& s : slots_) {
             if (!s.live) continue;
             const auto& heap = areas_[s.area];
-            if (s.used > s.capacity || s.capacity != heap.size(s.block) || s.committed < s.used)
+            if (s.used > s.capacity || s.capacity != heap.size(s.block) ||
+                (CommittingBacking<M> && std::uint32_t(s.committed) < s.used))
                 return errc::invariant_violation;
             const std::uint64_t begin = heap.offset(s.block);
             extents.push_back({begin, begin + s.capacity});
@@ -373,17 +370,32 @@ private:
     static constexpr auto no_block = detail::extent_heap::no_block;
     static constexpr std::uint32_t no_slot = std::numeric_limits<std::uint32_t>::max();
 
+    // Tokens committed in the backing. Only a CommittingBacking needs the count; for other
+    // backings it is an empty stand-in that reads as 0 and ignores writes, so the slot stays
+    // one 64-byte cache line.
+    struct no_commit_count {
+        constexpr operator std::uint32_t() const noexcept { return 0; }
+        constexpr no_commit_count& operator=(std::uint32_t) noexcept { return *this; }
+    };
+    using commit_count = std::conditional_t<CommittingBacking<M>, std::uint32_t, no_commit_count>;
+
+    // What every call reads comes first, so that find() and extend() usually touch one
+    // cache line; the request, read only on release and on growth, comes last.
     struct slot {
-        request req{};
-        detail::extent_heap::block_id block = no_block;
         std::uint32_t generation = 1;  // 0 is never a live generation
-        std::uint32_t capacity = 0;    // tokens reserved
-        std::uint32_t asked = 0;       // tokens admit() asked for, before bucket rounding
-        std::uint32_t used = 0;        // tokens held
-        std::uint32_t committed = 0;   // tokens committed in the backing (CommittingBacking)
-        std::uint32_t next_free = no_slot;
-        std::uint8_t area = general_area;
         bool live = false;
+        std::uint8_t area = general_area;
+        detail::extent_heap::block_id block = no_block;
+        std::uint32_t capacity = 0;  // tokens reserved
+        std::uint32_t used = 0;      // tokens held
+        // A free slot links to the next free one; a live slot remembers the tokens admit()
+        // asked for, before bucket rounding. One field serves both, so the slot stays 64 bytes.
+        union {
+            std::uint32_t next_free = no_slot;
+            std::uint32_t asked;
+        };
+        [[no_unique_address]] commit_count committed{};
+        request req{};
     };
 
     std::uint32_t request_limit(const request& r) const noexcept {
@@ -454,10 +466,7 @@ private:
         if (block == no_block) return extend_no_memory();
         const std::uint32_t from = areas_[s.area].offset(s.block);
         const std::uint32_t to = areas_[area].offset(block);
-        if (!commit_tokens(to, 0, total_tokens)) {
-            areas_[area].free(block);
-            return extend_no_memory();
-        }
+        if (!commit_or_free(area, block, to, total_tokens)) return extend_no_memory();
         try {
             const std::size_t live_bytes = std::size_t(s.used) * cfg_.bytes_per_plane_token();
             for (std::uint32_t p = 0; p < cfg_.planes; ++p)
@@ -501,23 +510,59 @@ private:
         stats_.peak_used_bytes = std::max(stats_.peak_used_bytes, bytes(used_tokens_));
     }
 
-    // Commits tokens [from, to) of the region at `offset` in every plane; on failure undoes
-    // the planes already committed and returns false. A no-op for plain backings.
+    // Commits tokens [from, to) of the region at `offset` in every plane. On failure, whether
+    // commit() returns false or throws, undoes the planes already committed, then returns false
+    // or rethrows. A no-op for plain backings.
     bool commit_tokens(std::uint32_t offset, std::uint32_t from, std::uint32_t to) {
         if constexpr (CommittingBacking<M>) {
             if (to <= from) return true;
             const std::size_t len = std::size_t(to - from) * cfg_.bytes_per_plane_token();
-            for (std::uint32_t p = 0; p < cfg_.planes; ++p) {
-                if (!backing_.commit(byte_offset(p, std::size_t(offset) + from), len)) {
-                    for (std::uint32_t q = 0; q < p; ++q)
-                        backing_.decommit(byte_offset(q, std::size_t(offset) + from), len);
-                    return false;
-                }
+            std::uint32_t p = 0;
+            auto undo = [&] {
+                for (std::uint32_t q = 0; q < p; ++q)
+                    backing_.decommit(byte_offset(q, std::size_t(offset) + from), len);
+            };
+            try {
+                for (; p < cfg_.planes; ++p)
+                    if (!backing_.commit(byte_offset(p, std::size_t(offset) + from), len)) {
+                        undo();
+                        return false;
+                    }
+            } catch (...) {
+                undo();
+                throw;
             }
         } else {
             (void)offset, (void)from, (void)to;
         }
         return true;
+    }
+
+    // Makes the first `tokens` tokens of live slot `s` committed and records it. Plain backings
+    // skip even the bookkeeping: extend() on them does only what placement needs.
+    bool commit_through(slot& s, std::uint32_t tokens) {
+        if constexpr (CommittingBacking<M>) {
+            if (!commit_tokens(areas_[s.area].offset(s.block), s.committed, tokens)) return false;
+            s.committed = std::max(s.committed, tokens);
+        } else {
+            (void)s, (void)tokens;
+        }
+        return true;
+    }
+
+    // Commits the first `tokens` tokens of a block just allocated in `area`; if that fails or
+    // throws, the block goes back to the heap, so nothing leaks.
+    bool commit_or_free(std::uint8_t area, detail::extent_heap::block_id block,
+                        std::uint32_t offset, std::uint32_t tokens) {
+        bool ok = false;
+        try {
+            ok = commit_tokens(offset, 0, tokens);
+        } catch (...) {
+            areas_[area].free(block);
+            throw;
+        }
+        if (!ok) areas_[area].free(block);
+        return ok;
     }
 
     void decommit_tokens(std::uint32_t offset, std::uint32_t tokens) noexcept {

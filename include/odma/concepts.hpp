@@ -82,7 +82,8 @@ concept Backing = std::move_constructible<B> &&
 /// Optional Backing capability: memory is reserved up front but backed on demand.
 ///
 ///   b.commit(offset, bytes)   -> bool      make the range usable; false if out of memory
-///   b.decommit(offset, bytes)              the range no longer holds live data
+///   b.decommit(offset, bytes)              the range no longer holds live data; must not
+///                                          throw (it runs on release and rollback paths)
 ///
 /// The allocator commits the tokens a lease really holds as it grows, and decommits on release
 /// and after a migration, so physical use follows used tokens rather than reservations.

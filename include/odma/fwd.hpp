@@ -14,6 +14,8 @@ class lease;
 struct region;
 class prediction;
 struct stats;
+template <class Allocator>
+class synchronized;
 
 namespace predict {
 struct constant;

@@ -15,6 +15,7 @@
 #include <odma/request.hpp>
 #include <odma/result.hpp>
 #include <odma/stats.hpp>
+#include <odma/synchronized.hpp>
 
 #include <odma/predict/constant.hpp>
 #include <odma/predict/oracle.hpp>

@@ -43,6 +43,9 @@ public:
 
     /// Tokens below which the generated length falls with probability p.
     constexpr std::uint32_t quantile(double p) const noexcept {
+        // An exact prediction (constant, oracle) needs no interpolation; after inlining, the
+        // compiler sees this for exact() and drops the arithmetic below.
+        if (q_.front() == q_.back()) return q_.front();
         if (!(p > levels.front())) return q_.front();  // also catches NaN
         if (p >= levels.back()) return q_.back();
         std::size_t i = 1;
