@@ -80,8 +80,14 @@ workload alpaca_workload(std::size_t requests) {
     o.max_context = 1024;
     o.seed = 3;
     workload w = make_workload(alpaca(), o);
-    w.training.resize(std::min<std::size_t>(w.training.size(), 1500));  // keeps training quick
+    w.training.resize(std::min<std::size_t>(w.training.size(), 600));  // keeps training quick
     return w;
+}
+
+/// The ngram model trained on alpaca_workload's training part, trained once for all tests.
+const odma::predict::ngram& trained_model() {
+    static const odma::predict::ngram m = train_ngram(alpaca_workload(1), 1);
+    return m;
 }
 
 }  // namespace
@@ -138,11 +144,11 @@ TEST_CASE("replay: one request, memory-bound: each step reads the weights and th
 
 TEST_CASE("replay: conservation under memory pressure, for every policy") {
     // 8,000 tokens of KV for a few hundred requests: admissions queue, growth preempts.
-    const workload w = alpaca_workload(300);
-    REQUIRE(w.requests.size() == 300);
-    const auto trained = train_ngram(w, 1);
+    const workload w = alpaca_workload(200);
+    REQUIRE(w.requests.size() == 200);
+    const auto& trained = trained_model();
     const serving_model sm =
-        make_serving_model(tiny_model(1e6, 1e6), small_device(1e15, 8000 * 512));
+        make_serving_model(tiny_model(1e6, 1e6), small_device(1e15, 6000 * 512));
     const std::uint64_t want_tokens = w.output_tokens();
     std::map<std::string, replay_result> results;
     for (const auto& p : policy_names()) {
@@ -183,8 +189,8 @@ TEST_CASE("replay: conservation under memory pressure, for every policy") {
 }
 
 TEST_CASE("replay: the same inputs give the same result") {
-    const workload w = alpaca_workload(120);
-    const auto trained = train_ngram(w, 1);
+    const workload w = alpaca_workload(100);
+    const auto& trained = trained_model();
     const serving_model sm =
         make_serving_model(tiny_model(1e6, 1e6), small_device(1e15, 6000 * 512));
     for (const char* p : {"odma", "paged"}) {

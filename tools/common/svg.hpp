@@ -65,7 +65,7 @@ inline std::vector<double> nice_ticks(double lo, double hi, int target = 6) {
     std::vector<double> t;
     const double first = std::ceil(lo / step - 1e-9), last = std::floor(hi / step + 1e-9);
     for (double k = first; k <= last; ++k)
-        t.push_back(k * step);  // k x step, not a running sum: no drift
+        t.push_back(k * step + 0.0);  // k x step, not a running sum (no drift); + 0.0: no -0
     return t;
 }
 

@@ -36,7 +36,11 @@ namespace {
 using namespace odma::replay;
 namespace tools = odma::tools;
 
-constexpr const char* default_trace = "azure2023_conv.csv";
+// The default trace: AlpacaEval. Its prompt text lets the learned predictor work as ODMA's does,
+// and its short prompts with long answers make the answer, which must be predicted, the bulk of
+// the KV cache. It has no arrival times, so the default is an offline throughput run (every
+// request at time 0). The Azure trace (real arrivals, long prompts, no text) is one flag away.
+constexpr const char* default_trace = "alpaca_eval_lengths.csv";
 
 struct cli {
     std::string trace;
@@ -58,15 +62,16 @@ allocation policy, on the same device memory, and compare them.
 
 usage: odma-replay [options]
 
-With no options it replays the bundled Azure LLM inference trace (data/azure2023_conv.csv:
-real arrival times; the first half of the hour trains the length predictor, the second half
-is replayed) on one Cambricon MLU370-X4 serving DeepSeek-R1-Distill-Qwen-7B, with the policies
-static, s3, paged, odma and oracle.
+With no options it replays the bundled AlpacaEval trace (data/alpaca_eval_lengths.csv with
+its prompts: half of the prompts train the length predictor, the answers to the other half are
+replayed, all arriving at time 0: an offline throughput run) on one Cambricon MLU370-X4
+serving DeepSeek-R1-Distill-Qwen-7B, with the policies static, s3, paged, odma and oracle.
+For real arrival times use --trace data/azure2023_conv.csv.
 
 trace and workload
   --trace PATH            trace CSV: AlpacaEval, Azure, NQ (bundled in data/) or a generic CSV
                           with prompt_tokens, output_tokens and optional arrival_s, prompt_id,
-                          tag, prompt_text columns (default data/azure2023_conv.csv)
+                          tag, prompt_text columns (default data/alpaca_eval_lengths.csv)
   --test-fraction F       share of the trace replayed; the rest trains the predictor. Traces
                           with arrival times are split in time (train on the earlier part),
                           others by prompt (default 0.5)
@@ -325,22 +330,28 @@ void write_plots(const std::string& dir, const std::string& device,
 
     for (const auto& r : results) {
         if (r.policy != "odma" || r.boundaries.empty()) continue;
+        // The largest bucket is always max_context; it is left out so the learned ones show.
         tools::svg::chart b;
         b.title = "odma bucket boundaries over time - " + device + ", " + w.name;
         b.x_label = "simulated time (s)";
-        b.y_label = "bucket capacity (tokens)";
+        b.y_label = "bucket capacity (tokens; " + std::to_string(w.max_context) + " not shown)";
         b.x_max = r.metrics.makespan_s;
         b.y_min = 0;
         std::size_t most = 0;
-        for (const auto& snap : r.boundaries)
+        double top = 0;
+        for (const auto& snap : r.boundaries) {
             most = std::max(most, snap.capacities.size());
-        for (std::size_t k = 0; k < most; ++k) {
+            if (snap.capacities.size() > 1 && snap.t > 0)
+                top = std::max(top, double(snap.capacities[snap.capacities.size() - 2]));
+        }
+        if (top > 0) b.y_max = top * 1.15;
+        for (std::size_t k = 1; k < most; ++k) {  // k-th largest, skipping max_context
             tools::svg::series s;
-            s.name = "odma bucket capacities";
+            s.name = "learned buckets";
             s.color = "#0072B2";
             s.step = true;
             s.stroke_width = 1.2;
-            s.in_legend = k == 0;
+            s.in_legend = k == 1;
             for (const auto& snap : r.boundaries)
                 if (k < snap.capacities.size())
                     s.points.emplace_back(snap.t, snap.capacities[snap.capacities.size() - 1 - k]);
