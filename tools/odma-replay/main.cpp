@@ -121,7 +121,8 @@ output
 Columns: util = time-averaged used KV bytes / KV capacity; resv util = used / reserved bytes;
 resv = reserved / capacity; batch = mean requests in the batch; RPS, TPS = finished requests
 and output tokens per second, over the loaded window (until the queue drains after the last
-arrival); TTFT, TPOT p50/p99 in ms over all requests; preempt = preemptions (recompute mode),
+arrival); vs static = TPS relative to static; TTFT (s) and TPOT (ms) p50/p99 over all
+requests (TTFT includes the wait in the queue); preempt = preemptions (recompute mode),
 recomp = tokens prefilled again; migr, migr GB = migrations and bytes they copied; pool =
 safety-pool admissions + migrations; KV GB/s = effective KV read bandwidth; KV dram / KV disc =
 share of memory time spent on KV reads in the DRAM-timing and per-run (discontinuity) layers
@@ -264,10 +265,11 @@ private:
 };
 
 tools::table results_table(const std::vector<replay_result>& results) {
-    tools::table t({"policy",  "util",          "resv util", "resv",     "batch",    "RPS",
-                    "TPS",     "TPS vs static", "TTFT p50",  "TTFT p99", "TPOT p50", "TPOT p99",
-                    "preempt", "recomp",        "migr",      "migr GB",  "pool",     "KV GB/s",
-                    "KV dram", "KV disc",       "cbound"});
+    tools::table t({"policy",      "util",        "resv util", "resv",       "batch",
+                    "RPS",         "TPS",         "vs static", "TTFT p50 s", "TTFT p99 s",
+                    "TPOT p50 ms", "TPOT p99 ms", "preempt",   "recomp",     "migr",
+                    "migr GB",     "pool",        "KV GB/s",   "KV dram",    "KV disc",
+                    "cbound"});
     double static_tps = 0;
     for (const auto& r : results)
         if (r.policy == "static") static_tps = r.metrics.tps;
@@ -289,8 +291,8 @@ tools::table results_table(const std::vector<replay_result>& results) {
         } else {
             t.add("-");
         }
-        t.add(m.ttft_p50_s * 1e3, 0)
-            .add(m.ttft_p99_s * 1e3, 0)
+        t.add(m.ttft_p50_s, 1)
+            .add(m.ttft_p99_s, 1)
             .add(m.tpot_p50_s * 1e3, 1)
             .add(m.tpot_p99_s * 1e3, 1)
             .add(double(m.preemptions), 0)
