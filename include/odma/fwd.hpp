@@ -26,6 +26,19 @@ class fixed;
 
 namespace backing {
 class host;
+// Device backings (issue 5). Each lives in its own header; the vendor ones exist only where
+// their toolkit's header is found (see docs/install.md).
+class host_vmm;
+class cuda;
+class cuda_vmm;
+class cnrt;
+class cndrv_vmm;
+struct commit_counters;
+
+// issue 6: the DRAM cost model (lpddr_emulated needs <odma/backing/lpddr_emulated.hpp>)
+struct memory_model;
+struct access_report;
+class simulated;
 }  // namespace backing
 
 }  // namespace odma

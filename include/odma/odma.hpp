@@ -23,3 +23,8 @@
 #include <odma/bucket/fixed.hpp>
 
 #include <odma/backing/host.hpp>
+
+// issue 6: a DRAM cost model and the backings that account accesses on it
+#include <odma/backing/lpddr_emulated.hpp>
+#include <odma/backing/memory_model.hpp>
+#include <odma/backing/simulated.hpp>

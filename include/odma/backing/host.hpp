@@ -54,6 +54,13 @@ public:
         if (bytes) std::memcpy(base_ + dst, base_ + src, bytes);
     }
 
+    /// Access accounting (odma::AccountingBacking) for code written against a cost model, e.g.
+    /// a kernel loop that reports each run it reads. Host memory has no cost model: both are
+    /// empty inline functions that compile to nothing, so the same code runs at full speed on
+    /// a plain arena and is accounted on backing::lpddr_emulated.
+    void read(std::size_t /*offset*/, std::size_t /*bytes*/) const noexcept {}
+    void write(std::size_t /*offset*/, std::size_t /*bytes*/) const noexcept {}
+
 private:
     void release() noexcept {
         if (base_) ::operator delete (base_, std::align_val_t{alignment_});
