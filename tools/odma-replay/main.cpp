@@ -291,8 +291,8 @@ tools::table results_table(const std::vector<replay_result>& results) {
         } else {
             t.add("-");
         }
-        t.add(m.ttft_p50_s, 1)
-            .add(m.ttft_p99_s, 1)
+        t.add(m.ttft_p50_s, 2)
+            .add(m.ttft_p99_s, 2)
             .add(m.tpot_p50_s * 1e3, 1)
             .add(m.tpot_p99_s * 1e3, 1)
             .add(double(m.preemptions), 0)
@@ -363,6 +363,12 @@ void write_plots(const std::string& dir, const std::string& device,
     }
 }
 
+std::string num(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", v);
+    return b;
+}
+
 std::string gb(double bytes) {
     char b[32];
     std::snprintf(b, sizeof b, "%.2f GB", bytes * 1e-9);
@@ -399,12 +405,12 @@ int main(int argc, char** argv) try {
                   << w.output_tokens() << " output tokens), " << w.training.size()
                   << " train the predictor\n"
                   << "           "
-                  << (w.real_arrivals ? "real arrival times, speedup " + std::to_string(w.speedup)
-                      : w.rate > 0    ? "Poisson arrivals at " + std::to_string(w.rate) + " req/s"
-                                      : std::string("all requests at time 0"))
+                  << (w.real_arrivals ? "real arrival times, speedup " + num(w.speedup)
+                      : w.rate > 0    ? "Poisson arrivals at " + num(w.rate) + " req/s"
+                                      : std::string("all requests at time 0 (offline throughput)"))
                   << "; max_new_tokens " << w.max_new_tokens << ", max context " << w.max_context
                   << "; " << w.skipped_prompts << " prompts skipped, " << w.clipped_outputs
-                  << " answers cut\n";
+                  << " answers cut (over train and replay)\n";
     }
 
     for (std::size_t d = 0; d < c.devices.size(); ++d) {
