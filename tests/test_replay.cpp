@@ -188,6 +188,29 @@ TEST_CASE("replay: conservation under memory pressure, for every policy") {
     CHECK(results["oracle"].metrics.preemptions == 0);  // exact reservations never grow
 }
 
+TEST_CASE("replay: a request that cannot grow preempts the newest, which is recomputed") {
+    // Six 16-token blocks for two requests of 16 + 40 tokens (four blocks each). Both grow in
+    // lockstep; when the first needs its fourth block (49 tokens, after 33 generated) none is
+    // free, so the second is preempted with 33 tokens generated, and recomputes 16 + 33 once
+    // the first has finished and freed its blocks.
+    const serving_model sm =
+        make_serving_model(tiny_model(1e3, 1e6), small_device(1e15, 6 * 16 * 512));
+    workload w = one_request(16, 40);
+    w.max_context = 64;
+    w.max_new_tokens = 48;
+    w.requests.push_back(w.requests.front());
+    w.requests.back().id = 8;
+    const auto r = run_policy("paged", w, sm, options(), {}, nullptr);
+    CHECK(r.metrics.preemptions == 1);
+    CHECK(r.metrics.recomputed_tokens == 16 + 33);
+    CHECK(r.requests[0].preemptions == 0);
+    CHECK(r.requests[1].preemptions == 1);
+    CHECK(r.requests[1].output_tokens == 40);
+    CHECK(r.requests[1].first_token_s == doctest::Approx(r.requests[0].first_token_s));
+    CHECK(r.requests[1].finish_s > r.requests[0].finish_s);  // resumed after the first left
+    CHECK(r.metrics.generated_tokens == 80);
+}
+
 TEST_CASE("replay: the same inputs give the same result") {
     const workload w = alpaca_workload(100);
     const auto& trained = trained_model();
