@@ -150,6 +150,7 @@ public:
         s.req = r;
         s.block = block;
         s.capacity = capacity;
+        s.asked = need;
         s.used = r.prompt_tokens;
         s.committed = r.prompt_tokens;
         s.area = area;
@@ -222,13 +223,16 @@ public:
         slot* s = find(l);
         if (!s) return reject_lease();
         const request finished = s->req;
+        const std::uint32_t asked = s->asked;
         free_slot(*s);
         ++stats_.releases;
         // The lease is gone before the policies run: if they throw, the allocator is valid.
         const auto total = static_cast<std::uint32_t>(std::min<std::uint64_t>(
             cfg_.max_tokens, std::uint64_t(finished.prompt_tokens) + generated_tokens));
         predictor_.observe(finished, generated_tokens);
-        buckets_.observe(total);
+        // The bucket policy learns the peak demand: the size this request's reservation was
+        // rounded up from (what admit() asked for, or what it grew to if it outgrew that).
+        buckets_.observe(std::max(total, asked));
         return {};
     }
 
@@ -374,6 +378,7 @@ private:
         detail::extent_heap::block_id block = no_block;
         std::uint32_t generation = 1;  // 0 is never a live generation
         std::uint32_t capacity = 0;    // tokens reserved
+        std::uint32_t asked = 0;       // tokens admit() asked for, before bucket rounding
         std::uint32_t used = 0;        // tokens held
         std::uint32_t committed = 0;   // tokens committed in the backing (CommittingBacking)
         std::uint32_t next_free = no_slot;

@@ -40,8 +40,17 @@ concept Predictor = std::move_constructible<P> &&
 ///   b.max_tokens()          -> uint32      the largest bucket; the allocator requires it to
 ///                                          equal config::max_tokens
 ///   b.boundaries()          -> span<const uint32>   bucket capacities, ascending
-///   b.observe(tokens)                      a request finished holding `tokens` in total
+///   b.observe(tokens)                      a request finished; `tokens` is its peak demand:
+///                                          the larger of what admit() asked to reserve
+///                                          (prompt + predicted quantile, before rounding up
+///                                          to a bucket) and what it held at the end
 ///                                          (prompt + generated)
+///
+/// Why the peak demand and not the final length: the allocator rounds up the *asked* size,
+/// and a request that outgrew it ends in the bucket of its final length, so the reservation
+/// it holds when it finishes is exactly capacity_for(peak demand). Boundaries fitted to that
+/// histogram minimise what is really reserved (docs/predictors.md measures the difference
+/// against boundaries fitted to final lengths on the bundled traces).
 ///
 /// Changing boundaries never moves live leases; new boundaries apply to later admissions.
 template <class B>

@@ -18,10 +18,25 @@ struct stats;
 namespace predict {
 struct constant;
 class oracle;
+// Learned predictors (issue 3).
+struct training_sample;
+class length_classes;
+class length_distribution;
+class quantile_calibration;
+struct ngram_options;
+class ngram;
+struct prompt_quantile_options;
+class prompt_quantile;
+struct ignore_observations;
+template <class F, class Observe>
+class callable;
 }  // namespace predict
 
 namespace bucket {
 class fixed;
+// Learned buckets (issue 3).
+struct online_histogram_options;
+class online_histogram;
 }  // namespace bucket
 
 namespace backing {

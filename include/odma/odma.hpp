@@ -22,6 +22,14 @@
 
 #include <odma/bucket/fixed.hpp>
 
+// Learned predictors and buckets (issue 3).
+#include <odma/bucket/online_histogram.hpp>
+#include <odma/bucket/optimal_boundaries.hpp>
+#include <odma/predict/callable.hpp>
+#include <odma/predict/length_distribution.hpp>
+#include <odma/predict/ngram.hpp>
+#include <odma/predict/prompt_quantile.hpp>
+
 #include <odma/backing/host.hpp>
 
 // issue 6: a DRAM cost model and the backings that account accesses on it

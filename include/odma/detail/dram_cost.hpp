@@ -25,6 +25,7 @@
 
 #include <odma/backing/memory_model.hpp>
 #include <odma/detail/dram_reference.hpp>
+#include <odma/detail/splitmix64.hpp>
 
 #include <algorithm>
 #include <array>
@@ -38,24 +39,6 @@
 #include <vector>
 
 namespace odma::detail {
-
-/// A small, portable, deterministic generator (splitmix64): calibration streams must be the
-/// same on every standard library.
-class splitmix64 {
-public:
-    explicit splitmix64(std::uint64_t seed) : s_(seed) {}
-    std::uint64_t operator()() {
-        std::uint64_t z = (s_ += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        return z ^ (z >> 31);
-    }
-    /// Nearly uniform in [0, n) for n > 0 (modulo bias below 2^-20 for the n used here).
-    std::uint64_t below(std::uint64_t n) { return (*this)() % n; }
-
-private:
-    std::uint64_t s_;
-};
 
 /// Where a run starts inside its alignment: real runs start at naturally aligned offsets
 /// (a 16 KiB block at a multiple of 16 KiB), up to the 4 KiB a page allocator guarantees.
