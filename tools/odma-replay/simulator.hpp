@@ -301,7 +301,9 @@ replay_result simulate(Alloc& kv, const workload& w, const serving_model& sm,
             if (!kv.release(a.handle, s.generated)) throw std::runtime_error("release failed");
             return;
         }
-        // The lease was admitted as a resumed request: teach the policies the whole request.
+        // The lease was admitted as a resumed request (prompt + what it had generated): teach
+        // the policies the whole request instead. The bucket policy gets the final length; the
+        // peak demand release() would report lives in the allocator and died with the lease.
         if (!kv.abandon(a.handle)) throw std::runtime_error("abandon failed");
         if constexpr (detail::has_predictor<Alloc>)
             kv.predictor().observe(r.as_request(w.max_new_tokens), s.generated);
