@@ -95,13 +95,16 @@ struct device_preset {
     }
 };
 
-/// Cambricon MLU370-X4: 24 GB LPDDR5 at 307.2 GB/s (vendor spec), BF16/FP16 peak 96 TFLOPS
-/// (Cambricon's MLU370 spec sheets list 96 TFLOPS FP16 and BF16 for the MLUarch03 cards).
+/// Cambricon MLU370-X4: 24 GB LPDDR5 at 307.2 GB/s (vendor spec). BF16 peak 96 TFLOPS: the
+/// figure Cambricon gives for its MLUarch03 cards (the MLU370-X8 announcement lists FP32 32,
+/// FP16 96 and BF16 96 TFLOPS); the X4's own sheet could not be consulted offline, so treat it
+/// as the family's figure and check it against the sheet.
 inline device_preset mlu370_x4() {
     device_preset d;
     d.name = "mlu370-x4";
     d.source =
-        "Cambricon MLU370-X4: 24 GB LPDDR5, 307.2 GB/s, 96 TFLOPS BF16 (vendor spec); "
+        "Cambricon MLU370-X4: 24 GB LPDDR5, 307.2 GB/s (vendor spec), 96 TFLOPS BF16 "
+        "(MLUarch03 family figure); "
         "DRAM timing: odma::backing::memory_model::lpddr5_6400()";
     d.memory = backing::memory_model::lpddr5_6400();
     d.peak_flops = 96e12;
