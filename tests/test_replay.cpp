@@ -80,7 +80,7 @@ workload alpaca_workload(std::size_t requests) {
     o.max_context = 1024;
     o.seed = 3;
     workload w = make_workload(alpaca(), o);
-    w.training.resize(std::min<std::size_t>(w.training.size(), 600));  // keeps training quick
+    w.training.resize(std::min<std::size_t>(w.training.size(), 300));  // keeps training quick
     return w;
 }
 
