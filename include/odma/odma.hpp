@@ -11,6 +11,7 @@
 #include <odma/config.hpp>
 #include <odma/errc.hpp>
 #include <odma/lease.hpp>
+#include <odma/paged.hpp>  // issue 6: the vLLM-style paged baseline
 #include <odma/prediction.hpp>
 #include <odma/request.hpp>
 #include <odma/result.hpp>

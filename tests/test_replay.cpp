@@ -1,0 +1,352 @@
+// odma-replay's engine: latencies computable by hand, conservation (every request finishes
+// once with all its tokens, preempted requests are recomputed), determinism, the KV read
+// accounting of contiguous and paged layouts, and workload construction.
+#include <odma-replay/policies.hpp>
+#include <odma-replay/presets.hpp>
+#include <odma-replay/simulator.hpp>
+#include <odma-replay/workload.hpp>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace odma::replay;
+namespace tools = odma::tools;
+
+/// A small model: 2 layers, 1 KV head of 64 dims: 512 KV bytes per token in 4 planes.
+model_preset tiny_model(double params, double weight_bytes) {
+    model_preset m;
+    m.name = "tiny";
+    m.layers = 2;
+    m.q_heads = 2;
+    m.kv_heads = 1;
+    m.head_dim = 64;
+    m.dtype_bytes = 2;
+    m.params = params;
+    m.weight_bytes = weight_bytes;
+    return m;
+}
+
+device_preset small_device(double peak_flops, std::uint64_t kv_bytes) {
+    device_preset d = mlu370_x4();
+    d.name = "test-lpddr";
+    d.peak_flops = peak_flops;
+    d.compute_efficiency = 1.0;
+    d.kv_bytes_override = kv_bytes;
+    return d;
+}
+
+workload one_request(std::uint32_t prompt, std::uint32_t output) {
+    workload w;
+    w.name = "one";
+    w.max_context = 1024;
+    w.max_new_tokens = 512;
+    replay_request r;
+    r.id = 7;
+    r.prompt_tokens = prompt;
+    r.output_tokens = output;
+    w.requests.push_back(r);
+    return w;
+}
+
+serving_options options() {
+    serving_options o;
+    o.max_num_seqs = 64;
+    o.max_batched_tokens = 512;
+    return o;
+}
+
+/// A slice of the bundled AlpacaEval trace: real lengths and prompts, small enough for tests.
+const tools::trace& alpaca() {
+    static const tools::trace t =
+        tools::load_alpaca_eval(ODMA_TEST_DATA_DIR "/alpaca_eval_lengths.csv",
+                                ODMA_TEST_DATA_DIR "/alpaca_eval_prompts.jsonl");
+    return t;
+}
+
+workload alpaca_workload(std::size_t requests) {
+    workload_options o;
+    o.test_fraction = 0.5;
+    o.max_requests = requests;
+    o.max_new_tokens = 512;
+    o.max_context = 1024;
+    o.seed = 3;
+    workload w = make_workload(alpaca(), o);
+    w.training.resize(std::min<std::size_t>(w.training.size(), 300));  // keeps training quick
+    return w;
+}
+
+/// The ngram model trained on alpaca_workload's training part, trained once for all tests.
+const odma::predict::ngram& trained_model() {
+    static const odma::predict::ngram m = train_ngram(alpaca_workload(1), 1);
+    return m;
+}
+
+}  // namespace
+
+TEST_CASE("replay: one request, compute-bound: TTFT and TPOT from the FLOP count") {
+    // 1e9 parameters on 1e12 FLOP/s: 2 ms per token; 1 MB of weights reads in microseconds.
+    const serving_model sm = make_serving_model(tiny_model(1e9, 1e6), small_device(1e12, 1 << 22));
+    const std::uint32_t prompt = 100, output = 5;
+    const workload w = one_request(prompt, output);
+    const auto r = run_policy("static", w, sm, options(), {}, nullptr);
+    const model_preset& m = sm.model;
+    const double per_ns = 1e12 * 1e-9;
+
+    const double prefill = (prompt * m.linear_flops_per_token() +
+                            m.attention_flops(double(prompt) * (prompt + 1) / 2)) /
+                           per_ns * 1e-9;
+    double decode = 0;
+    for (std::uint32_t g = 1; g < output; ++g)
+        decode += (m.linear_flops_per_token() + m.attention_flops(prompt + g)) / per_ns * 1e-9;
+
+    REQUIRE(r.requests.size() == 1);
+    CHECK(r.requests[0].first_token_s == doctest::Approx(prefill).epsilon(1e-9));
+    CHECK(r.requests[0].finish_s == doctest::Approx(prefill + decode).epsilon(1e-9));
+    CHECK(r.metrics.ttft_p50_s == doctest::Approx(prefill).epsilon(1e-9));
+    CHECK(r.metrics.tpot_p50_s == doctest::Approx(decode / (output - 1)).epsilon(1e-9));
+    CHECK(r.metrics.generated_tokens == output);
+    CHECK(r.metrics.iterations == output);  // one prefill, output - 1 decodes
+    CHECK(r.metrics.compute_bound_ns == doctest::Approx(r.metrics.total_ns));
+}
+
+TEST_CASE("replay: one request, memory-bound: each step reads the weights and the KV") {
+    // 1 GB of weights, almost no FLOPs: every iteration costs the weight read plus its KV.
+    const serving_model sm = make_serving_model(tiny_model(1e3, 1e9), small_device(1e15, 1 << 22));
+    CHECK(sm.weights_ns > 1e9 / sm.device.memory.peak_bytes_per_ns());  // not faster than peak
+    CHECK(sm.weights_ns < 1.1e9 / sm.device.memory.peak_bytes_per_ns());
+    const std::uint32_t prompt = 64, output = 3;
+    const auto r = run_policy("static", one_request(prompt, output), sm, options(), {}, nullptr);
+
+    // The prefill reads no KV (nothing is cached yet); the decodes read prompt + g tokens.
+    CHECK(r.requests[0].first_token_s == doctest::Approx(sm.weights_ns * 1e-9).epsilon(1e-12));
+    double kv = 0;
+    for (std::uint32_t g = 1; g < output; ++g) {
+        auto dev = device_memory(odma::backing::simulated(1 << 22), sm.device.memory);
+        for (std::uint32_t p = 0; p < 2; ++p)  // one layer's K and V, scaled to both layers
+            dev.read(std::size_t(p) * (1 << 22) / 4, std::size_t(prompt + g) * 128);
+        kv += dev.report().read.total_ns() * 2;
+    }
+    const double expect = (output - 1) * sm.weights_ns + kv;
+    CHECK(r.requests[0].finish_s - r.requests[0].first_token_s ==
+          doctest::Approx(expect * 1e-9).epsilon(1e-9));
+    CHECK(r.metrics.kv_runs == 2 * 2 * (output - 1));
+    CHECK(r.metrics.compute_bound_ns == 0.0);
+}
+
+TEST_CASE("replay: conservation under memory pressure, for every policy") {
+    // 8,000 tokens of KV for a few hundred requests: admissions queue, growth preempts.
+    const workload w = alpaca_workload(200);
+    REQUIRE(w.requests.size() == 200);
+    const auto& trained = trained_model();
+    const serving_model sm =
+        make_serving_model(tiny_model(1e6, 1e6), small_device(1e15, 6000 * 512));
+    const std::uint64_t want_tokens = w.output_tokens();
+    std::map<std::string, replay_result> results;
+    for (const auto& p : policy_names()) {
+        CAPTURE(p);
+        const auto r = run_policy(p, w, sm, options(), {}, &trained);
+        CHECK(r.metrics.finished == w.requests.size());
+        CHECK(r.metrics.generated_tokens == want_tokens);
+        std::uint64_t preemptions = 0;
+        for (std::size_t i = 0; i < w.requests.size(); ++i) {
+            const auto& q = r.requests[i];
+            CHECK(q.output_tokens == w.requests[i].output_tokens);
+            CHECK(q.first_token_s > q.arrival_s);
+            CHECK(q.finish_s >= q.first_token_s);
+            preemptions += q.preemptions;
+        }
+        CHECK(preemptions == r.metrics.preemptions);
+        // A preempted request is prefilled again over its prompt and what it had generated.
+        std::uint64_t prompts_again = 0;
+        for (std::size_t i = 0; i < w.requests.size(); ++i)
+            prompts_again += std::uint64_t(r.requests[i].preemptions) * w.requests[i].prompt_tokens;
+        CHECK(r.metrics.recomputed_tokens >= prompts_again);
+        CHECK(r.allocator_stats.live_leases == 0);
+        CHECK(r.allocator_stats.reserved_bytes == 0);
+        CHECK(r.metrics.utilization > 0.0);
+        CHECK(r.metrics.utilization <= 1.0);
+        CHECK(r.metrics.reserved_utilization <= 1.0 + 1e-12);
+        results.emplace(p, r);
+    }
+    // Static reserves prompt + max_new_tokens and never grows: no preemption, no migration.
+    CHECK(results["static"].metrics.preemptions == 0);
+    CHECK(results["static"].metrics.migrations == 0);
+    // Paging fills the arena and pays for it in preemptions; it never copies.
+    CHECK(results["paged"].metrics.preemptions > 0);
+    CHECK(results["paged"].metrics.migrations == 0);
+    // Knowing the lengths packs more than reserving the maximum.
+    CHECK(results["oracle"].metrics.utilization > results["static"].metrics.utilization);
+    CHECK(results["oracle"].metrics.preemptions == 0);  // exact reservations never grow
+}
+
+TEST_CASE("replay: a request that cannot grow preempts the newest, which is recomputed") {
+    // Six 16-token blocks for two requests of 16 + 40 tokens (four blocks each). Both grow in
+    // lockstep; when the first needs its fourth block (49 tokens, after 33 generated) none is
+    // free, so the second is preempted with 33 tokens generated, and recomputes 16 + 33 once
+    // the first has finished and freed its blocks.
+    const serving_model sm =
+        make_serving_model(tiny_model(1e3, 1e6), small_device(1e15, 6 * 16 * 512));
+    workload w = one_request(16, 40);
+    w.max_context = 64;
+    w.max_new_tokens = 48;
+    w.requests.push_back(w.requests.front());
+    w.requests.back().id = 8;
+    const auto r = run_policy("paged", w, sm, options(), {}, nullptr);
+    CHECK(r.metrics.preemptions == 1);
+    CHECK(r.metrics.recomputed_tokens == 16 + 33);
+    CHECK(r.requests[0].preemptions == 0);
+    CHECK(r.requests[1].preemptions == 1);
+    CHECK(r.requests[1].output_tokens == 40);
+    CHECK(r.requests[1].first_token_s == doctest::Approx(r.requests[0].first_token_s));
+    CHECK(r.requests[1].finish_s > r.requests[0].finish_s);  // resumed after the first left
+    CHECK(r.metrics.generated_tokens == 80);
+}
+
+TEST_CASE("replay: the same inputs give the same result") {
+    const workload w = alpaca_workload(100);
+    const auto& trained = trained_model();
+    const serving_model sm =
+        make_serving_model(tiny_model(1e6, 1e6), small_device(1e15, 6000 * 512));
+    for (const char* p : {"odma", "paged"}) {
+        CAPTURE(p);
+        const auto a = run_policy(p, w, sm, options(), {}, &trained);
+        const auto b = run_policy(p, w, sm, options(), {}, &trained);
+        CHECK(a.metrics.total_ns == b.metrics.total_ns);
+        CHECK(a.metrics.tps == b.metrics.tps);
+        CHECK(a.metrics.utilization == b.metrics.utilization);
+        CHECK(a.metrics.preemptions == b.metrics.preemptions);
+        CHECK(a.metrics.migrations == b.metrics.migrations);
+        for (std::size_t i = 0; i < a.requests.size(); ++i)
+            CHECK(a.requests[i].finish_s == b.requests[i].finish_s);
+    }
+}
+
+TEST_CASE("replay: paged reads one run per block; contiguous one per request and plane") {
+    const serving_model sm = make_serving_model(tiny_model(1e3, 1e8), small_device(1e15, 1 << 22));
+    const std::uint32_t prompt = 200, output = 2;  // one decode over 201 tokens
+    const workload w = one_request(prompt, output);
+    const auto contiguous = run_policy("static", w, sm, options(), {}, nullptr);
+    const auto paged = run_policy("paged", w, sm, options(), {}, nullptr);
+    const std::uint64_t planes = sm.model.planes();
+    CHECK(contiguous.metrics.kv_runs == planes);
+    CHECK(paged.metrics.kv_runs == planes * ((prompt + 1 + 15) / 16));
+    CHECK(contiguous.metrics.kv_bytes == paged.metrics.kv_bytes);
+    // On LPDDR the same bytes in 16-token pieces take longer.
+    CHECK(paged.metrics.kv_gbps() < contiguous.metrics.kv_gbps());
+    CHECK(paged.metrics.kv_discontinuity_ns > contiguous.metrics.kv_discontinuity_ns);
+}
+
+TEST_CASE("replay: costing two planes and scaling matches costing all of them") {
+    const workload w = alpaca_workload(60);
+    const serving_model sm =
+        make_serving_model(tiny_model(1e6, 1e8), small_device(1e15, 20000 * 512));
+    for (const char* p : {"static", "paged"}) {
+        CAPTURE(p);
+        serving_options sampled = options(), all = options();
+        all.kv_planes_sampled = 0;
+        const auto a = run_policy(p, w, sm, sampled, {}, nullptr);
+        const auto b = run_policy(p, w, sm, all, {}, nullptr);
+        CHECK(a.metrics.kv_bytes == b.metrics.kv_bytes);
+        CHECK(a.metrics.kv_runs == b.metrics.kv_runs);
+        const double ka = a.metrics.kv_dram_ns + a.metrics.kv_discontinuity_ns;
+        const double kb = b.metrics.kv_dram_ns + b.metrics.kv_discontinuity_ns;
+        CHECK(ka == doctest::Approx(kb).epsilon(0.05));
+    }
+}
+
+TEST_CASE("replay: workloads never replay what trained the predictor, and clip explicitly") {
+    workload_options o;
+    o.test_fraction = 0.3;
+    o.max_new_tokens = 256;
+    o.max_context = 300;
+    o.seed = 9;
+    const workload w = make_workload(alpaca(), o);
+    std::set<std::uint64_t> train_prompts;
+    std::set<std::uint64_t> train_ids;
+    const auto& all = alpaca().requests;
+    for (const auto& s : w.training) {
+        train_ids.insert(s.request.id);
+        train_prompts.insert(all[s.request.id].prompt_id);
+        CHECK(s.generated_tokens <= o.max_new_tokens);
+        CHECK(s.request.prompt_tokens + s.generated_tokens <= o.max_context);
+    }
+    for (const auto& r : w.requests) {
+        CHECK(train_ids.count(r.id) == 0);
+        CHECK(train_prompts.count(all[r.id].prompt_id) == 0);  // split by prompt
+        CHECK(r.output_tokens >= 1);
+        CHECK(r.output_tokens <= o.max_new_tokens);
+        CHECK(r.prompt_tokens + r.output_tokens <= o.max_context);
+        CHECK(r.arrival_s == 0.0);  // no rate: an offline run
+    }
+    // Every trace row is accounted for: replayed, trained on or skipped.
+    CHECK(w.requests.size() + w.training.size() + w.skipped_prompts == all.size());
+    std::size_t too_long = 0, clipped = 0;
+    for (const auto& r : all) {
+        if (r.prompt_tokens >= o.max_context)
+            ++too_long;
+        else if (r.output_tokens > std::min<std::uint32_t>(256, o.max_context - r.prompt_tokens))
+            ++clipped;
+    }
+    CHECK(w.skipped_prompts == too_long);
+    CHECK(w.clipped_outputs == clipped);
+}
+
+TEST_CASE("replay: Poisson arrivals at the requested rate; real arrivals split in time") {
+    workload_options o;
+    o.rate = 4.0;
+    o.max_requests = 2000;
+    const workload p = make_workload(alpaca(), o);
+    REQUIRE(p.requests.size() == 2000);
+    CHECK(std::is_sorted(p.requests.begin(), p.requests.end(),
+                         [](const auto& a, const auto& b) { return a.arrival_s < b.arrival_s; }));
+    const double span = p.requests.back().arrival_s;
+    CHECK(double(p.requests.size() - 1) / span == doctest::Approx(4.0).epsilon(0.08));
+
+    const tools::trace azure = tools::load_azure(ODMA_TEST_DATA_DIR "/azure2023_conv.csv");
+    workload_options a;
+    a.speedup = 2.0;
+    const workload z = make_workload(azure, a);
+    CHECK(z.real_arrivals);
+    REQUIRE(!z.requests.empty());
+    CHECK(z.requests.front().arrival_s == 0.0);
+    std::map<std::uint64_t, double> arrival_of;
+    for (const auto& r : azure.requests)
+        arrival_of[r.id] = r.arrival_s;
+    double last_train = 0;
+    for (const auto& s : z.training)
+        last_train = std::max(last_train, arrival_of.at(s.request.id));
+    const double first_test = arrival_of.at(z.requests.front().id);
+    CHECK(first_test >= last_train);  // train on the past, replay the future
+    const auto& last = z.requests.back();
+    CHECK(last.arrival_s == doctest::Approx((arrival_of.at(last.id) - first_test) / 2.0));
+}
+
+TEST_CASE("replay: presets carry the published figures") {
+    const model_preset m = r1_distill_qwen_7b();
+    CHECK(m.bytes_per_token() == 57344);
+    CHECK(m.planes() == 56);
+    CHECK(m.bytes_per_token() / m.planes() == 1024);  // 1 KiB per token per plane
+    const device_preset mlu = mlu370_x4();
+    CHECK(mlu.memory.peak_bytes_per_ns() == doctest::Approx(307.2));
+    CHECK(mlu.memory_bytes() == 24ull << 30);
+    const std::uint64_t kv = mlu.kv_bytes(m);
+    CHECK(kv == std::uint64_t(0.9 * double(24ull << 30) - 15.2e9 - double(1ull << 30)));
+    const device_preset h100 = h100_hbm3();
+    CHECK(h100.memory.peak_bytes_per_ns() == doctest::Approx(3328.0));
+    CHECK(h100.kv_bytes(m) > 8 * kv);
+    CHECK_THROWS_AS(find_device("tpu"), std::invalid_argument);
+    CHECK_THROWS_AS(
+        run_policy("lifo", one_request(4, 2),
+                   make_serving_model(tiny_model(1e3, 1e6), small_device(1e15, 1 << 22)), options(),
+                   {}, nullptr),
+        std::invalid_argument);
+}

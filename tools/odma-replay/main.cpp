@@ -1,0 +1,463 @@
+// odma-replay: replays a request trace through a continuous-batching serving model with each
+// KV-cache allocation policy on the same device memory, and prints how they compare.
+// See --help, and simulator.hpp / policies.hpp for the model.
+#include "policies.hpp"
+#include "presets.hpp"
+#include "simulator.hpp"
+#include "workload.hpp"
+
+#include <common/svg.hpp>
+#include <common/table.hpp>
+#include <common/trace.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#ifndef ODMA_REPLAY_DATA_DIR
+#define ODMA_REPLAY_DATA_DIR "data"
+#endif
+
+namespace {
+
+using namespace odma::replay;
+namespace tools = odma::tools;
+
+// The default trace: AlpacaEval. Its prompt text lets the learned predictor work as ODMA's does,
+// and its short prompts with long answers make the answer, which must be predicted, the bulk of
+// the KV cache. It has no arrival times, so the default is an offline throughput run (every
+// request at time 0). The Azure trace (real arrivals, long prompts, no text) is one flag away.
+constexpr const char* default_trace = "alpaca_eval_lengths.csv";
+
+struct cli {
+    std::string trace;
+    std::vector<std::string> devices{"mlu370-x4"};
+    std::string model = "r1-distill-qwen-7b";
+    std::vector<std::string> policies = policy_names();
+    workload_options wo;
+    serving_options so;
+    policy_options po;
+    double compute_efficiency = -1;  // < 0: the preset's
+    std::string plot_dir;
+    bool json = false;
+    bool progress = true;
+};
+
+void print_help() {
+    std::cout << R"(odma-replay - replay a request trace through a serving model, once per KV-cache
+allocation policy, on the same device memory, and compare them.
+
+usage: odma-replay [options]
+
+With no options it replays the bundled AlpacaEval trace (data/alpaca_eval_lengths.csv with
+its prompts: half of the prompts train the length predictor, the answers to the other half are
+replayed, all arriving at time 0: an offline throughput run) on one Cambricon MLU370-X4
+serving DeepSeek-R1-Distill-Qwen-7B, with the policies static, s3, paged, odma and oracle.
+For real arrival times use --trace data/azure2023_conv.csv.
+
+trace and workload
+  --trace PATH            trace CSV: AlpacaEval, Azure, NQ (bundled in data/) or a generic CSV
+                          with prompt_tokens, output_tokens and optional arrival_s, prompt_id,
+                          tag, prompt_text columns (default data/alpaca_eval_lengths.csv)
+  --test-fraction F       share of the trace replayed; the rest trains the predictor. Traces
+                          with arrival times are split in time (train on the earlier part),
+                          others by prompt (default 0.5)
+  --requests N            replay at most the first N requests of the replayed part (0 = all;
+                          default 0)
+  --rate R                traces without arrival times: Poisson arrivals at R requests/s
+                          (0 = all at time 0: an offline throughput run; default 0)
+  --speedup X             traces with arrival times: replay X times faster (default 1)
+  --order file|shuffle    traces without arrival times: replay order (default shuffle)
+  --seed S                split, shuffle, arrivals and predictor training (default 1)
+  --max-new-tokens N      the engine's cap on generated tokens; longer answers are cut here
+                          (default 1024)
+  --max-context N         longest sequence served (allocator max_tokens); prompts that leave
+                          no room are skipped and counted, answers that would overflow are cut
+                          (default 8192)
+
+serving engine (vLLM names)
+  --model NAME            r1-distill-qwen-7b (28 layers, 4 KV heads, head_dim 128, bf16:
+                          57,344 B/token; 7.6 B parameters, 15.2 GB)
+  --device LIST           comma-separated device presets: mlu370-x4 (24 GB LPDDR5,
+                          307.2 GB/s, 96 TFLOPS BF16), h100-hbm3 (80 GB HBM3, 3.35 TB/s,
+                          989 TFLOPS) (default mlu370-x4)
+  --max-num-seqs N        most requests per batch (default 256)
+  --max-batched-tokens N  token budget per iteration, chunked prefill (default 2048)
+  --compute-efficiency F  sustained share of peak FLOPS (default: the preset's, 0.5)
+  --kv-planes N           planes whose KV reads are costed, scaled to all (0 = all 56;
+                          default 2, one layer's K and V: every layer has the same layout)
+
+policies
+  --policies LIST         comma-separated subset of static,s3,paged,odma,oracle (default all)
+  --safety-pool F         odma's safety pool share of the arena (default 0.10)
+  --overflow-risk R       odma reserves the predictor's (1 - R) quantile (default 0.5, the
+                          median, as s3; the library's own default is 0.05)
+  --buckets N             odma's learned buckets (default 16)
+  --s3-buckets N          s3's uniform buckets (default 10)
+  --block-size N          paged block size in tokens (default 16)
+  --free-order fifo|lifo  paged free-list order (default fifo, as vLLM v1)
+  --watermark F           paged: share of blocks admissions leave free (default 0)
+
+output
+  --json                  print the results as JSON instead of tables
+  --plot DIR              write SVG plots to DIR: utilization over time per policy, odma's
+                          bucket boundaries over time (one pair per device)
+  --no-progress           no progress bar (it is shown only when stderr is a terminal)
+  --help                  this text
+
+Columns: util = time-averaged used KV bytes / KV capacity; resv util = used / reserved bytes;
+resv = reserved / capacity; batch = mean requests in the batch; RPS, TPS = finished requests
+and output tokens per second, over the loaded window (until the queue drains after the last
+arrival); vs static = TPS relative to static; TTFT (s) and TPOT (ms) p50/p99 over all
+requests (TTFT includes the wait in the queue); preempt = preemptions (recompute mode),
+recomp = tokens prefilled again; migr, migr GB = migrations and bytes they copied; pool =
+safety-pool admissions + migrations; KV GB/s = effective KV read bandwidth; KV dram / KV disc =
+share of memory time spent on KV reads in the DRAM-timing and per-run (discontinuity) layers
+of the cost model; cbound = share of time in compute-bound iterations.
+)";
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+    std::vector<std::string> out;
+    std::string cur;
+    for (const char c : s) {
+        if (c == ',') {
+            if (!cur.empty()) out.push_back(cur);
+            cur.clear();
+        } else {
+            cur += c;
+        }
+    }
+    if (!cur.empty()) out.push_back(cur);
+    return out;
+}
+
+template <class T>
+T parse(std::string_view flag, const std::string& v) {
+    std::istringstream in(v);
+    T x{};
+    if (!(in >> x) || !in.eof())
+        throw std::invalid_argument(std::string(flag) + ": '" + v + "' is not a valid value");
+    return x;
+}
+
+cli parse_args(int argc, char** argv) {
+    cli c;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        const auto value = [&]() -> std::string {
+            if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+            return argv[++i];
+        };
+        if (a == "--help" || a == "-h") {
+            print_help();
+            std::exit(0);
+        } else if (a == "--trace") {
+            c.trace = value();
+        } else if (a == "--test-fraction") {
+            c.wo.test_fraction = parse<double>(a, value());
+        } else if (a == "--requests") {
+            c.wo.max_requests = parse<std::size_t>(a, value());
+        } else if (a == "--rate") {
+            c.wo.rate = parse<double>(a, value());
+        } else if (a == "--speedup") {
+            c.wo.speedup = parse<double>(a, value());
+        } else if (a == "--order") {
+            const std::string v = value();
+            if (v != "file" && v != "shuffle")
+                throw std::invalid_argument("--order: file or shuffle");
+            c.wo.shuffle = v == "shuffle";
+        } else if (a == "--seed") {
+            c.wo.seed = parse<std::uint64_t>(a, value());
+        } else if (a == "--max-new-tokens") {
+            c.wo.max_new_tokens = parse<std::uint32_t>(a, value());
+        } else if (a == "--max-context") {
+            c.wo.max_context = parse<std::uint32_t>(a, value());
+        } else if (a == "--model") {
+            c.model = value();
+        } else if (a == "--device") {
+            c.devices = split_list(value());
+        } else if (a == "--max-num-seqs") {
+            c.so.max_num_seqs = parse<std::uint32_t>(a, value());
+        } else if (a == "--max-batched-tokens") {
+            c.so.max_batched_tokens = parse<std::uint32_t>(a, value());
+        } else if (a == "--compute-efficiency") {
+            c.compute_efficiency = parse<double>(a, value());
+        } else if (a == "--kv-planes") {
+            c.so.kv_planes_sampled = parse<std::uint32_t>(a, value());
+        } else if (a == "--policies") {
+            c.policies = split_list(value());
+        } else if (a == "--safety-pool") {
+            c.po.safety_pool_fraction = parse<double>(a, value());
+        } else if (a == "--overflow-risk") {
+            c.po.overflow_risk = parse<double>(a, value());
+        } else if (a == "--buckets") {
+            c.po.odma_buckets = parse<std::uint32_t>(a, value());
+        } else if (a == "--s3-buckets") {
+            c.po.s3_buckets = parse<std::uint32_t>(a, value());
+        } else if (a == "--block-size") {
+            c.po.block_tokens = parse<std::uint32_t>(a, value());
+        } else if (a == "--free-order") {
+            const std::string v = value();
+            if (v != "fifo" && v != "lifo")
+                throw std::invalid_argument("--free-order: fifo or lifo");
+            c.po.paged_order = v == "fifo" ? odma::free_order::fifo : odma::free_order::lifo;
+        } else if (a == "--watermark") {
+            c.po.paged_watermark = parse<double>(a, value());
+        } else if (a == "--json") {
+            c.json = true;
+        } else if (a == "--plot") {
+            c.plot_dir = value();
+        } else if (a == "--no-progress") {
+            c.progress = false;
+        } else {
+            throw std::invalid_argument("unknown option " + a + " (see --help)");
+        }
+    }
+    if (c.devices.empty()) throw std::invalid_argument("--device: no device given");
+    if (c.policies.empty()) throw std::invalid_argument("--policies: no policy given");
+    for (const auto& p : c.policies) {
+        const auto names = policy_names();
+        if (std::find(names.begin(), names.end(), p) == names.end())
+            throw std::invalid_argument("--policies: unknown policy '" + p + "'");
+    }
+    return c;
+}
+
+/// The bundled trace: ./data/<file> when run from the source tree, else the build's data dir.
+std::string resolve_trace(const std::string& given) {
+    if (!given.empty()) return given;
+    const std::string local = std::string("data/") + default_trace;
+    if (std::filesystem::exists(local)) return local;
+    return std::string(ODMA_REPLAY_DATA_DIR) + "/" + default_trace;
+}
+
+class progress_bar {
+public:
+    explicit progress_bar(bool enabled) : on_(enabled && ::isatty(::fileno(stderr))) {}
+    void show(const std::string& label, double f) const {
+        if (!on_) return;
+        const int width = 32, filled = static_cast<int>(f * width + 0.5);
+        std::fprintf(stderr, "\r  %-22s [%s%s] %3.0f%%", label.c_str(),
+                     std::string(std::size_t(filled), '#').c_str(),
+                     std::string(std::size_t(width - filled), '.').c_str(), 100.0 * f);
+        std::fflush(stderr);
+    }
+    void clear() const {
+        if (on_) std::fprintf(stderr, "\r%72s\r", "");
+    }
+
+private:
+    bool on_;
+};
+
+tools::table results_table(const std::vector<replay_result>& results) {
+    tools::table t({"policy",      "util",        "resv util", "resv",       "batch",
+                    "RPS",         "TPS",         "vs static", "TTFT p50 s", "TTFT p99 s",
+                    "TPOT p50 ms", "TPOT p99 ms", "preempt",   "recomp",     "migr",
+                    "migr GB",     "pool",        "KV GB/s",   "KV dram",    "KV disc",
+                    "cbound"});
+    double static_tps = 0;
+    for (const auto& r : results)
+        if (r.policy == "static") static_tps = r.metrics.tps;
+    for (const auto& r : results) {
+        const replay_metrics& m = r.metrics;
+        const double mem = m.memory_ns();
+        t.row()
+            .add(r.policy)
+            .add_percent(m.utilization, 1)
+            .add_percent(m.reserved_utilization, 1)
+            .add_percent(m.reserved_share, 1)
+            .add(m.mean_running, 1)
+            .add(m.rps, 2)
+            .add(m.tps, 0);
+        if (static_tps > 0) {
+            char b[32];
+            std::snprintf(b, sizeof b, "%+.1f%%", 100.0 * (m.tps / static_tps - 1.0));
+            t.add(b);
+        } else {
+            t.add("-");
+        }
+        t.add(m.ttft_p50_s, 2)
+            .add(m.ttft_p99_s, 2)
+            .add(m.tpot_p50_s * 1e3, 1)
+            .add(m.tpot_p99_s * 1e3, 1)
+            .add(double(m.preemptions), 0)
+            .add(double(m.recomputed_tokens), 0)
+            .add(double(m.migrations), 0)
+            .add(double(m.migrated_bytes) * 1e-9, 2)
+            .add(double(m.safety_pool_hits), 0)
+            .add(m.kv_gbps(), 1)
+            .add_percent(mem > 0 ? m.kv_dram_ns / mem : 0.0, 1)
+            .add_percent(mem > 0 ? m.kv_discontinuity_ns / mem : 0.0, 1)
+            .add_percent(m.total_ns > 0 ? m.compute_bound_ns / m.total_ns : 0.0, 0);
+    }
+    return t;
+}
+
+void write_plots(const std::string& dir, const std::string& device,
+                 const std::vector<replay_result>& results, const workload& w) {
+    std::filesystem::create_directories(dir);
+    tools::svg::chart util;
+    util.title = "KV-cache utilization over time - " + device + ", " + w.name;
+    util.x_label = "simulated time (s)";
+    util.y_label = "used KV bytes / KV capacity";
+    util.y_percent = true;
+    util.y_min = 0;
+    util.y_max = 1;
+    double x_max = 0;
+    for (const auto& r : results) {
+        tools::svg::series s;
+        s.name = r.policy;
+        for (const auto& p : r.utilization)
+            s.points.emplace_back(p.t, p.value);
+        x_max = std::max(x_max, r.metrics.makespan_s);
+        util.lines.push_back(std::move(s));
+    }
+    util.x_max = x_max;
+    tools::svg::write(util, dir + "/utilization-" + device + ".svg");
+
+    for (const auto& r : results) {
+        if (r.policy != "odma" || r.boundaries.empty()) continue;
+        // The largest bucket is always max_context; it is left out so the learned ones show.
+        tools::svg::chart b;
+        b.title = "odma bucket boundaries over time - " + device + ", " + w.name;
+        b.x_label = "simulated time (s)";
+        b.y_label = "bucket capacity (tokens; " + std::to_string(w.max_context) + " not shown)";
+        b.x_max = r.metrics.makespan_s;
+        b.y_min = 0;
+        std::size_t most = 0;
+        double top = 0;
+        for (const auto& snap : r.boundaries) {
+            most = std::max(most, snap.capacities.size());
+            if (snap.capacities.size() > 1 && snap.t > 0)
+                top = std::max(top, double(snap.capacities[snap.capacities.size() - 2]));
+        }
+        if (top > 0) b.y_max = top * 1.15;
+        for (std::size_t k = 1; k < most; ++k) {  // k-th largest, skipping max_context
+            tools::svg::series s;
+            s.name = "learned buckets";
+            s.color = "#0072B2";
+            s.step = true;
+            s.stroke_width = 1.2;
+            s.in_legend = k == 1;
+            for (const auto& snap : r.boundaries)
+                if (k < snap.capacities.size())
+                    s.points.emplace_back(snap.t, snap.capacities[snap.capacities.size() - 1 - k]);
+            b.lines.push_back(std::move(s));
+        }
+        tools::svg::write(b, dir + "/boundaries-" + device + ".svg");
+    }
+}
+
+std::string num(double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", v);
+    return b;
+}
+
+std::string gb(double bytes) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.2f GB", bytes * 1e-9);
+    return b;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    const cli c = parse_args(argc, argv);
+    const auto started = std::chrono::steady_clock::now();
+    const std::string path = resolve_trace(c.trace);
+    const tools::trace tr = tools::load_trace(path);
+    const workload w = make_workload(tr, c.wo);
+    if (w.requests.empty()) throw std::invalid_argument(path + ": no request to replay");
+
+    bool need_model = false;
+    for (const auto& p : c.policies)
+        need_model = need_model || policy_uses_predictor(p);
+    std::optional<odma::predict::ngram> trained;
+    if (need_model) trained = train_ngram(w, c.wo.seed);
+
+    const progress_bar bar(c.progress);
+    std::ostringstream json;
+    json << "{\n  \"trace\": " << tools::table::json_string(path)
+         << ",\n  \"replayed_requests\": " << w.requests.size()
+         << ",\n  \"training_requests\": " << w.training.size()
+         << ",\n  \"output_tokens\": " << w.output_tokens()
+         << ",\n  \"skipped_prompts\": " << w.skipped_prompts
+         << ",\n  \"clipped_outputs\": " << w.clipped_outputs << ",\n  \"devices\": [";
+
+    if (!c.json) {
+        std::cout << "trace      " << path << ": " << w.requests.size() << " requests replayed ("
+                  << w.output_tokens() << " output tokens), " << w.training.size()
+                  << " train the predictor\n"
+                  << "           "
+                  << (w.real_arrivals ? "real arrival times, speedup " + num(w.speedup)
+                      : w.rate > 0    ? "Poisson arrivals at " + num(w.rate) + " req/s"
+                                      : std::string("all requests at time 0 (offline throughput)"))
+                  << "; max_new_tokens " << w.max_new_tokens << ", max context " << w.max_context
+                  << "; " << w.skipped_prompts << " prompts skipped, " << w.clipped_outputs
+                  << " answers cut (over train and replay)\n";
+    }
+
+    for (std::size_t d = 0; d < c.devices.size(); ++d) {
+        device_preset dev = find_device(c.devices[d]);
+        if (c.compute_efficiency > 0) dev.compute_efficiency = c.compute_efficiency;
+        const serving_model sm = make_serving_model(find_model(c.model), dev);
+        std::vector<replay_result> results;
+        for (const auto& p : c.policies) {
+            const std::string label = dev.name + " " + p;
+            bar.show(label, 0.0);
+            results.push_back(run_policy(p, w, sm, c.so, c.po, trained ? &*trained : nullptr,
+                                         [&](double f) { bar.show(label, f); }));
+            bar.clear();
+        }
+        const tools::table t = results_table(results);
+        if (c.json) {
+            json << (d ? "," : "") << "\n    {\"device\": " << tools::table::json_string(dev.name)
+                 << ", \"kv_bytes\": " << sm.kv_bytes()
+                 << ", \"kv_tokens\": " << sm.kv_bytes() / sm.model.bytes_per_token()
+                 << ", \"weights_read_ms\": " << sm.weights_ns * 1e-6 << ", \"results\": ";
+            std::ostringstream rows;
+            t.to_json(rows, 6);
+            json << rows.str() << "}";
+        } else {
+            std::cout << "\ndevice     " << dev.name << " (" << dev.source << ")\n"
+                      << "           model " << sm.model.name << "; KV cache "
+                      << gb(double(sm.kv_bytes())) << " = "
+                      << sm.kv_bytes() / sm.model.bytes_per_token() << " tokens; weights read "
+                      << sm.weights_ns * 1e-6 << " ms per iteration; max_num_seqs "
+                      << c.so.max_num_seqs << ", max_batched_tokens " << c.so.max_batched_tokens
+                      << "\n\n";
+            t.print(std::cout);
+        }
+        if (!c.plot_dir.empty()) write_plots(c.plot_dir, dev.name, results, w);
+    }
+    if (c.json) {
+        json << "\n  ]\n}\n";
+        std::cout << json.str();
+    } else {
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        std::cout << "\n(simulated in " << std::fixed << std::setprecision(1) << s << " s";
+        if (!c.plot_dir.empty()) std::cout << "; plots in " << c.plot_dir;
+        std::cout << ")\n";
+    }
+    return 0;
+} catch (const std::exception& e) {
+    std::cerr << "odma-replay: " << e.what() << "\n";
+    return 2;
+}
