@@ -27,7 +27,12 @@
 #include <vector>
 
 // Loop unrolling and prefetch hints for the weight-row kernels (no-ops where unsupported).
-#if defined(__GNUC__) || defined(__clang__)
+// nvcc's host pass spells the unroll pragma its own way and warns on the GCC one.
+#if defined(__CUDACC__)
+#define ODMA_DETAIL_UNROLL _Pragma("unroll 64")
+#define ODMA_DETAIL_PREFETCH(address) __builtin_prefetch(address)
+#define ODMA_DETAIL_NOINLINE __attribute__((noinline))
+#elif defined(__GNUC__) || defined(__clang__)
 #define ODMA_DETAIL_UNROLL _Pragma("GCC unroll 64")
 #define ODMA_DETAIL_PREFETCH(address) __builtin_prefetch(address)
 #define ODMA_DETAIL_NOINLINE __attribute__((noinline))
