@@ -16,6 +16,7 @@
 #include <odma/concepts.hpp>
 #include <odma/config.hpp>
 #include <odma/detail/extent_heap.hpp>
+#include <odma/detail/slot_table.hpp>
 #include <odma/errc.hpp>
 #include <odma/lease.hpp>
 #include <odma/prediction.hpp>
@@ -24,7 +25,6 @@
 #include <odma/stats.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -34,14 +34,6 @@
 #include <vector>
 
 namespace odma {
-
-namespace detail {
-/// A process-wide unique, never-zero id per allocator, so leases cannot cross allocators.
-inline std::uint64_t next_owner_id() noexcept {
-    static std::atomic<std::uint64_t> counter{0};
-    return counter.fetch_add(1, std::memory_order_relaxed) + 1;
-}
-}  // namespace detail
 
 /// A KV-cache allocator composed from a Predictor, a BucketPolicy and a Backing.
 ///
@@ -75,8 +67,7 @@ public:
         : cfg_(cfg)
         , predictor_(std::move(predictor))
         , buckets_(std::move(buckets))
-        , backing_(std::move(backing))
-        , owner_(detail::next_owner_id()) {
+        , backing_(std::move(backing)) {
         detail::validate_fields(cfg_);
         if (buckets_.max_tokens() != cfg_.max_tokens)
             throw config_error("max_tokens", "the bucket policy's largest bucket is " +
@@ -128,7 +119,7 @@ public:
         const std::uint32_t bucket = bucket_for(need);
         const std::uint32_t capacity = std::max(need, std::min(bucket, limit));
 
-        const std::uint32_t index = reserve_slot();  // may throw; nothing changed yet
+        const std::uint32_t index = slots_.reserve();  // may throw; nothing changed yet
         std::uint8_t area = general_area;
         auto block = areas_[general_area].allocate(capacity);
         if (block == no_block && bucket >= buckets_.max_tokens()) {
@@ -145,8 +136,7 @@ public:
             return errc::no_memory;
         }
 
-        slot& s = slots_[index];
-        free_slot_ = s.next_free;
+        slot& s = slots_.take(index);
         s.req = r;
         s.block = block;
         s.capacity = capacity;
@@ -154,7 +144,6 @@ public:
         s.used = r.prompt_tokens;
         s.committed = r.prompt_tokens;
         s.area = area;
-        s.live = true;
 
         reserved_tokens_ += capacity;
         used_tokens_ += s.used;
@@ -165,7 +154,7 @@ public:
             safety_reserved_tokens_ += capacity;
         }
         note_peaks();
-        return lease_access::make(owner_, index, s.generation);
+        return slots_.handle(index);
     }
 
     /// Makes `l` hold `total_tokens` tokens (prompt + generated so far).
@@ -270,9 +259,8 @@ public:
         for (std::uint32_t i = 0; i < slots_.size(); ++i) {
             const slot& s = slots_[i];
             if (!s.live) continue;
-            f(lease_access::make(owner_, i, s.generation),
-              odma::region{areas_[s.area].offset(s.block), s.capacity, s.used,
-                           s.area == safety_area});
+            f(slots_.handle(i), odma::region{areas_[s.area].offset(s.block), s.capacity, s.used,
+                                             s.area == safety_area});
         }
     }
 
@@ -310,7 +298,7 @@ public:
         std::uint64_t reserved = 0, used = 0, safety_reserved = 0;
         std::uint64_t area_reserved[2] = {0, 0};
         std::size_t live = 0;
-        for (const slot& s : slots_) {
+        for (const slot& s : slots_.all()) {
             if (!s.live) continue;
             const auto& heap = areas_[s.area];
             if (s.used > s.capacity || s.capacity != heap.size(s.block) ||
@@ -412,14 +400,8 @@ private:
         return std::size_t(tokens) * cfg_.bytes_per_token;
     }
 
-    slot* find(const lease& l) noexcept { return const_cast<slot*>(std::as_const(*this).find(l)); }
-    const slot* find(const lease& l) const noexcept {
-        if (lease_access::owner(l) != owner_) return nullptr;
-        const std::uint32_t i = lease_access::slot(l);
-        if (i >= slots_.size()) return nullptr;
-        const slot& s = slots_[i];
-        return (s.live && s.generation == lease_access::generation(l)) ? &s : nullptr;
-    }
+    slot* find(const lease& l) noexcept { return slots_.find(l); }
+    const slot* find(const lease& l) const noexcept { return slots_.find(l); }
 
     errc reject_lease() const noexcept {
         ++stats_.rejected.invalid_lease;
@@ -430,15 +412,6 @@ private:
         return errc::no_memory;
     }
 
-    // Returns a free slot index, growing the table if needed. Strong guarantee.
-    std::uint32_t reserve_slot() {
-        if (free_slot_ == no_slot) {
-            slots_.emplace_back();
-            free_slot_ = static_cast<std::uint32_t>(slots_.size() - 1);
-        }
-        return free_slot_;
-    }
-
     void free_slot(slot& s) noexcept {
         auto& heap = areas_[s.area];
         decommit_tokens(heap.offset(s.block), s.committed);
@@ -447,13 +420,10 @@ private:
         used_tokens_ -= s.used;
         if (s.area == safety_area) safety_reserved_tokens_ -= s.capacity;
         --live_;
-        s.live = false;
         s.req = request{};
         s.block = no_block;
         s.capacity = s.used = s.committed = 0;
-        if (++s.generation == 0) s.generation = 1;
-        s.next_free = free_slot_;
-        free_slot_ = static_cast<std::uint32_t>(&s - slots_.data());
+        slots_.release(s);
     }
 
     result<growth> migrate(slot& s, std::uint32_t total_tokens, std::uint32_t target) {
@@ -580,11 +550,9 @@ private:
     [[no_unique_address]] P predictor_;
     [[no_unique_address]] B buckets_;
     [[no_unique_address]] M backing_;
-    std::uint64_t owner_;
     std::uint32_t plane_tokens_ = 0;
     detail::extent_heap areas_[2];
-    std::vector<slot> slots_;
-    std::uint32_t free_slot_ = no_slot;
+    detail::slot_table<slot> slots_;
     std::uint64_t reserved_tokens_ = 0;
     std::uint64_t used_tokens_ = 0;
     std::uint64_t safety_reserved_tokens_ = 0;

@@ -16,9 +16,9 @@
 // dislike discontinuities (LPDDR). for_each_run() lists exactly those runs for a cost model.
 #pragma once
 
-#include <odma/allocator.hpp>  // detail::next_owner_id: lease owners are unique across both kinds
 #include <odma/concepts.hpp>
 #include <odma/config.hpp>
+#include <odma/detail/slot_table.hpp>
 #include <odma/errc.hpp>
 #include <odma/lease.hpp>
 #include <odma/request.hpp>
@@ -90,8 +90,7 @@ public:
 
     /// Validates `cfg` and cuts the backing into blocks. Throws config_error naming the field
     /// that cannot work (the arena must hold at least one max_tokens sequence).
-    paged(const paged_config& cfg, M backing)
-        : cfg_(cfg), backing_(std::move(backing)), owner_(detail::next_owner_id()) {
+    paged(const paged_config& cfg, M backing) : cfg_(cfg), backing_(std::move(backing)) {
         if (cfg_.bytes_per_token == 0)
             throw config_error("bytes_per_token", "must be greater than zero");
         if (cfg_.max_tokens == 0) throw config_error("max_tokens", "must be greater than zero");
@@ -138,14 +137,11 @@ public:
             ++stats_.rejected.admit_no_memory;
             return errc::no_memory;
         }
-        const std::uint32_t index = reserve_slot();  // may throw; nothing changed yet
-        slot& s = slots_[index];
-        s.table.reserve(need);  // may throw; still nothing changed
-        free_slot_ = s.next_free;
+        const std::uint32_t index = slots_.reserve();  // may throw; nothing changed yet
+        slots_[index].table.reserve(need);             // may throw; still nothing changed
+        slot& s = slots_.take(index);
         s.req = r;
         s.used = r.prompt_tokens;
-        s.live = true;
-        s.next_free = no_slot;
         for (std::uint32_t i = 0; i < need; ++i)
             s.table.push_back(free_.take(cfg_.order));
         allocated_blocks_ += need;
@@ -153,7 +149,7 @@ public:
         ++live_;
         ++stats_.admissions;
         note_peaks();
-        return lease_access::make(owner_, index, s.generation);
+        return slots_.handle(index);
     }
 
     /// Makes `l` hold `total_tokens` tokens. growth::unchanged when its blocks already have
@@ -261,9 +257,7 @@ public:
     void for_each_live(F&& f) const {
         for (std::uint32_t i = 0; i < slots_.size(); ++i) {
             const slot& s = slots_[i];
-            if (s.live)
-                f(lease_access::make(owner_, i, s.generation), std::span<const block_id>(s.table),
-                  s.used);
+            if (s.live) f(slots_.handle(i), std::span<const block_id>(s.table), s.used);
         }
     }
 
@@ -388,25 +382,11 @@ private:
                token % cfg_.block_tokens;
     }
 
-    slot* find(const lease& l) noexcept { return const_cast<slot*>(std::as_const(*this).find(l)); }
-    const slot* find(const lease& l) const noexcept {
-        if (lease_access::owner(l) != owner_) return nullptr;
-        const std::uint32_t i = lease_access::slot(l);
-        if (i >= slots_.size()) return nullptr;
-        const slot& s = slots_[i];
-        return (s.live && s.generation == lease_access::generation(l)) ? &s : nullptr;
-    }
+    slot* find(const lease& l) noexcept { return slots_.find(l); }
+    const slot* find(const lease& l) const noexcept { return slots_.find(l); }
     errc reject_lease() const noexcept {
         ++stats_.rejected.invalid_lease;
         return errc::invalid_lease;
-    }
-
-    std::uint32_t reserve_slot() {
-        if (free_slot_ == no_slot) {
-            slots_.emplace_back();
-            free_slot_ = static_cast<std::uint32_t>(slots_.size() - 1);
-        }
-        return free_slot_;
     }
 
     void free_slot(slot& s) noexcept {
@@ -417,12 +397,9 @@ private:
         used_tokens_ -= s.used;
         --live_;
         s.table.clear();
-        s.live = false;
         s.req = request{};
         s.used = 0;
-        if (++s.generation == 0) s.generation = 1;
-        s.next_free = free_slot_;
-        free_slot_ = static_cast<std::uint32_t>(&s - slots_.data());
+        slots_.release(s);
     }
 
     void set_used(slot& s, std::uint32_t tokens) noexcept {
@@ -439,12 +416,10 @@ private:
 
     paged_config cfg_;
     [[no_unique_address]] M backing_;
-    std::uint64_t owner_;
     std::uint32_t blocks_ = 0;
     std::uint32_t watermark_blocks_ = 0;
     free_list free_;
-    std::vector<slot> slots_;
-    std::uint32_t free_slot_ = no_slot;
+    detail::slot_table<slot> slots_;
     std::uint64_t allocated_blocks_ = 0;
     std::uint64_t used_tokens_ = 0;
     std::size_t live_ = 0;
