@@ -272,7 +272,7 @@ int main(int argc, char** argv) {
     register_per_combo(combos, "extend_unchanged", []<class C>() { return extend_unchanged<C>(); });
     register_per_combo(combos, "extend_in_place", []<class C>() { return extend_in_place<C>(); });
     register_per_combo(combos, "migrate_cycle", []<class C>() { return migrate_cycle<C>(); });
-    // The paged baseline (issue 6) where it exists: it never migrates, and its in-place growth
+    // The paged baseline: it never migrates, and its in-place growth
     // appends a block every block_tokens tokens.
     const odma_test::paged_combos paged;
     register_per_combo(paged, "admit_release", []<class C>() { return admit_release<C>(); });

@@ -77,7 +77,7 @@ const std::vector<sized_request>& trace_lengths() {
 
 template <class... Cs>
 std::tuple<Cs...> as_tuple(odma_test::type_list<Cs...>);
-// Every policy at least once, and the paged baseline (issue 6) where it exists.
+// Every policy at least once, and the paged baseline.
 using soaked_combos = decltype(as_tuple(
     odma_test::concat<odma_test::representative_combos, odma_test::paged_combos>{}));
 

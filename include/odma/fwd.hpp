@@ -20,7 +20,7 @@ class synchronized;
 namespace predict {
 struct constant;
 class oracle;
-// Learned predictors (issue 3).
+// Learned predictors.
 struct training_sample;
 class length_classes;
 class length_distribution;
@@ -36,14 +36,14 @@ class callable;
 
 namespace bucket {
 class fixed;
-// Learned buckets (issue 3).
+// Learned buckets.
 struct online_histogram_options;
 class online_histogram;
 }  // namespace bucket
 
 namespace backing {
 class host;
-// Device backings (issue 5). Each lives in its own header; the vendor ones exist only where
+// Device backings. Each lives in its own header; the vendor ones exist only where
 // their toolkit's header is found (see docs/install.md).
 class host_vmm;
 class cuda;
@@ -52,7 +52,7 @@ class cnrt;
 class cndrv_vmm;
 struct commit_counters;
 
-// issue 6: the DRAM cost model (lpddr_emulated needs <odma/backing/lpddr_emulated.hpp>)
+// The DRAM cost model (lpddr_emulated needs <odma/backing/lpddr_emulated.hpp>)
 struct memory_model;
 struct access_report;
 class simulated;

@@ -11,7 +11,7 @@
 #include <odma/config.hpp>
 #include <odma/errc.hpp>
 #include <odma/lease.hpp>
-#include <odma/paged.hpp>  // issue 6: the vLLM-style paged baseline
+#include <odma/paged.hpp>  // the vLLM-style paged baseline
 #include <odma/prediction.hpp>
 #include <odma/request.hpp>
 #include <odma/result.hpp>
@@ -23,7 +23,7 @@
 
 #include <odma/bucket/fixed.hpp>
 
-// Learned predictors and buckets (issue 3).
+// Learned predictors and buckets.
 #include <odma/bucket/online_histogram.hpp>
 #include <odma/bucket/optimal_boundaries.hpp>
 #include <odma/predict/callable.hpp>
@@ -33,7 +33,7 @@
 
 #include <odma/backing/host.hpp>
 
-// issue 6: a DRAM cost model and the backings that account accesses on it
+// A DRAM cost model and the backings that account accesses on it
 #include <odma/backing/lpddr_emulated.hpp>
 #include <odma/backing/memory_model.hpp>
 #include <odma/backing/simulated.hpp>

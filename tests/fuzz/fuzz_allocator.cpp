@@ -323,7 +323,6 @@ void run(byte_reader& in) {
     FUZZ_CHECK(kv.check().has_value());
 }
 
-#ifdef ODMA_TEST_HAS_PAGED
 /// The paged baseline under the same kind of operations. Its outcomes are fully predictable
 /// from counts: admit fails with no_memory exactly when the prompt's blocks plus the watermark
 /// exceed the free blocks, extend appends blocks (in_place) or fails exactly when too few are
@@ -536,7 +535,6 @@ void run_paged(byte_reader& in) {
     FUZZ_CHECK(kv.stats().live_leases == 0 && kv.stats().reserved_bytes == 0);
     FUZZ_CHECK(kv.check().has_value());
 }
-#endif
 
 }  // namespace
 
@@ -551,10 +549,8 @@ void run_one(const std::uint8_t* data, std::size_t size) {
         odma_test::with_combo(fuzzed_combos{}, pick, [&]<class Combo>() { run<Combo>(in); });
         return;
     }
-#ifdef ODMA_TEST_HAS_PAGED
     odma_test::with_combo(paged{}, pick - fuzzed_combos::size,
                           [&]<class Combo>() { run_paged<Combo>(in); });
-#endif
 }
 
 void print_totals() {

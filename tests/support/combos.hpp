@@ -9,10 +9,7 @@
 
 #include <odma/backing/host_vmm.hpp>  // defines ODMA_HAS_HOST_VMM where it exists (POSIX)
 #include <odma/odma.hpp>
-#if __has_include(<odma/paged.hpp>)
 #include <odma/paged.hpp>
-#define ODMA_TEST_HAS_PAGED 1
-#endif
 
 #include "test_backings.hpp"
 
@@ -145,7 +142,7 @@ struct policy_factory<odma::bucket::online_histogram> {
     }
 };
 
-/// A modelled device with no bytes behind it (issue 6): placement and accounting only.
+/// A modelled device with no bytes behind it placement and accounting only.
 template <>
 struct policy_factory<odma::backing::simulated> {
     static constexpr const char* name = "simulated";
@@ -154,7 +151,7 @@ struct policy_factory<odma::backing::simulated> {
     }
 };
 
-/// Any backing accounted on the LPDDR5-6400 cost model (issue 6); migrations are charged.
+/// Any backing accounted on the LPDDR5-6400 cost model; migrations are charged.
 template <class Inner>
 struct policy_factory<odma::backing::lpddr_emulated<Inner>> {
     static inline const std::string name =
@@ -294,8 +291,7 @@ using representative_combos = concat_all<
     type_list<combo<odma::predict::oracle, odma::bucket::online_histogram, odma::backing::host>>,
     cross_t<policies<odma::predict::oracle>, policies<odma::bucket::fixed>, other_backings>>::type;
 
-#ifdef ODMA_TEST_HAS_PAGED
-/// The paged baseline (odma::paged, issue 6) over backing M: no predictor, no buckets, the same
+/// The paged baseline (odma::paged) over backing M: no predictor, no buckets, the same
 /// admit / extend / release / abandon / stats / check surface. The config's fields map over;
 /// the variant picks the block size (1, 4 or 16 tokens), the free order and a watermark.
 template <class M>
@@ -317,9 +313,6 @@ struct paged_combo {
 using paged_combos =
     type_list<paged_combo<odma::backing::host>, paged_combo<odma::backing::simulated>,
               paged_combo<odma::backing::lpddr_emulated<odma::backing::host>>>;
-#else
-using paged_combos = type_list<>;
-#endif
 
 // Extra combos only the fuzzer runs: the commit/decommit paths of a committing backing.
 using test_only_combos =
