@@ -75,6 +75,16 @@ const odma::lease& foreign_lease() {
     return l;
 }
 
+/// The token count an extend asks for, decoded from the input: mostly growth by 1-64 tokens,
+/// sometimes any valid size (shrinking included), sometimes an impossible one (0 or past
+/// max_tokens).
+std::uint32_t extend_target(byte_reader& in, std::uint32_t used, std::uint32_t max_tokens) {
+    const std::uint8_t how = in.u8();
+    if (how < 200) return std::min(max_tokens, used + 1 + in.u8() % 64);
+    if (how < 240) return 1 + in.u16() % max_tokens;
+    return how % 2 ? 0 : max_tokens + 1 + in.u8();
+}
+
 /// Every call refuses a handle that is not live in `kv` (stale, foreign, empty, moved-from).
 template <class Allocator>
 void expect_refused(Allocator& kv, const odma::lease& l) {
@@ -206,14 +216,7 @@ void run(byte_reader& in) {
             case 3: {  // extend
                 if (live.empty()) break;
                 model_lease& m = live[in.u8() % live.size()];
-                const std::uint8_t how = in.u8();
-                std::uint32_t total;
-                if (how < 200)
-                    total = std::min(cfg.max_tokens, m.used + 1 + in.u8() % 64);  // grow
-                else if (how < 240)
-                    total = 1 + in.u16() % cfg.max_tokens;  // anywhere, shrinking included
-                else
-                    total = how % 2 ? 0 : cfg.max_tokens + 1 + in.u8();  // impossible
+                const std::uint32_t total = extend_target(in, m.used, cfg.max_tokens);
                 const auto before = *kv.region_of(m.handle);
                 auto g = kv.extend(m.handle, total);
                 ++operations;
@@ -438,14 +441,7 @@ void run_paged(byte_reader& in) {
             case 3: {  // extend
                 if (live.empty()) break;
                 model_lease& m = live[in.u8() % live.size()];
-                const std::uint8_t how = in.u8();
-                std::uint32_t total;
-                if (how < 200)
-                    total = std::min(cfg.max_tokens, m.used + 1 + in.u8() % 64);
-                else if (how < 240)
-                    total = 1 + in.u16() % cfg.max_tokens;
-                else
-                    total = how % 2 ? 0 : cfg.max_tokens + 1 + in.u8();
+                const std::uint32_t total = extend_target(in, m.used, cfg.max_tokens);
                 const auto have = std::uint32_t(kv.blocks(m.handle)->size());
                 const std::uint32_t free_before = kv.free_blocks();
                 auto g = kv.extend(m.handle, total);
