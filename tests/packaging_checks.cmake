@@ -8,13 +8,7 @@
 # Inputs: ODMA_BUILD_DIR, ODMA_SOURCE_DIR, WORK_DIR, CXX_COMPILER, ODMA_VERSION.
 file(REMOVE_RECURSE ${WORK_DIR})
 
-function(run)
-    execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-    if(NOT rc EQUAL 0)
-        message(FATAL_ERROR "command failed (${rc}): ${ARGN}\n${out}\n${err}")
-    endif()
-    set(last_output "${out}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/run_command.cmake)
 
 # 1. Source consumers.
 foreach(mode add_subdirectory FetchContent)
