@@ -1,6 +1,6 @@
 // odma-eval: how well do odma's length predictors and bucket policies do on a real trace?
 //
-//   odma-eval [options] TRACE.csv...
+//   odma-eval [options] [TRACE.csv...]      (no trace: the bundled ones in data/)
 //
 // For each trace: split the requests by prompt into train and test (no prompt on both sides,
 // fixed seed), train every predictor on the train side, predict every test request, and print
@@ -69,26 +69,41 @@ struct settings {
     std::string save_model;
 };
 
-[[noreturn]] void usage(const std::string& why) {
-    std::fprintf(stderr,
-                 "odma-eval: %s\n"
-                 "usage: odma-eval [options] TRACE.csv...\n"
-                 "  --test-fraction F   share of prompts held out for testing (0.2)\n"
-                 "  --seed N            split seed (42)\n"
-                 "  --buckets K         buckets of every bucket scheme (10)\n"
-                 "  --max-new-tokens N  cap on generated tokens (default: longest answer)\n"
-                 "  --risk R            overflow risk of the main table (0.05)\n"
-                 "  --risks R1,R2,...   risks of the trade-off table\n"
-                 "  --split prompt|time hold out random prompts (default) or the last requests\n"
-                 "  --online            observe each test request after predicting it\n"
-                 "  --fast              at most 3000 train / 600 test requests, 2 epochs\n"
-                 "  --save-model PATH   save the trained ngram model (of the last trace)\n"
-                 "  --json              machine-readable output\n"
-                 "  ngram settings: --epochs N --learning-rate X --label-smoothing X\n"
-                 "                  --char-ngram N --char-windows --word-pairs --hash-bits N\n"
-                 "                  --classes N\n",
-                 why.c_str());
+constexpr const char* usage_text =
+    "usage: odma-eval [options] [TRACE.csv...]\n"
+    "  With no trace: the bundled AlpacaEval, NQ and Azure conversation traces.\n"
+    "  --test-fraction F   share of prompts held out for testing (0.2)\n"
+    "  --seed N            split seed (42)\n"
+    "  --buckets K         buckets of every bucket scheme (10)\n"
+    "  --max-new-tokens N  cap on generated tokens (default: longest answer)\n"
+    "  --risk R            overflow risk of the main table (0.05)\n"
+    "  --risks R1,R2,...   risks of the trade-off table\n"
+    "  --split prompt|time hold out random prompts (default) or the last requests\n"
+    "  --online            observe each test request after predicting it\n"
+    "  --fast              at most 3000 train / 600 test requests, 2 epochs\n"
+    "  --save-model PATH   save the trained ngram model (of the last trace)\n"
+    "  --json              machine-readable output\n"
+    "  -h, --help          this text\n"
+    "  ngram settings: --epochs N --learning-rate X --label-smoothing X\n"
+    "                  --char-ngram N --char-windows --word-pairs --hash-bits N\n"
+    "                  --classes N\n";
+
+// A command-line mistake: one line that names it, and exit status 2.
+[[noreturn]] void bad_usage(const std::string& why) {
+    std::fprintf(stderr, "odma-eval: %s (odma-eval --help lists the options)\n", why.c_str());
     std::exit(2);
+}
+
+// The traces odma-eval reads when none is named: the bundled ones, found beside the build's
+// source tree (ODMA_EVAL_DATA_DIR) or, for an installed binary, under ./data.
+#ifndef ODMA_EVAL_DATA_DIR
+#define ODMA_EVAL_DATA_DIR "data"
+#endif
+std::vector<std::string> bundled_traces() {
+    std::vector<std::string> paths;
+    for (const char* name : {"alpaca_eval_lengths.csv", "nq.csv", "azure2023_conv.csv"})
+        paths.push_back(std::string(ODMA_EVAL_DATA_DIR) + "/" + name);
+    return paths;
 }
 
 settings parse(int argc, char** argv) {
@@ -96,7 +111,7 @@ settings parse(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage("missing value after " + a);
+            if (i + 1 >= argc) bad_usage("missing value after " + a);
             return argv[++i];
         };
         auto number = [&](double lo, double hi) {
@@ -104,8 +119,8 @@ settings parse(int argc, char** argv) {
             char* end = nullptr;
             const double x = std::strtod(v.c_str(), &end);
             if (end == v.c_str() || *end || !(x >= lo && x <= hi))
-                usage(a + ": '" + v + "' is not a number in [" + std::to_string(lo) + ", " +
-                      std::to_string(hi) + "]");
+                bad_usage(a + ": '" + v + "' is not a number in [" + std::to_string(lo) + ", " +
+                          std::to_string(hi) + "]");
             return x;
         };
         auto count = [&](double lo, double hi) {
@@ -127,12 +142,14 @@ settings parse(int argc, char** argv) {
             for (std::string item; std::getline(in, item, ',');) {
                 char* end = nullptr;
                 const double r = std::strtod(item.c_str(), &end);
-                if (end == item.c_str() || *end || !(r >= 0 && r < 1)) usage("bad --risks list");
+                if (end == item.c_str() || *end || !(r >= 0 && r < 1))
+                    bad_usage("--risks: '" + item + "' is not a risk in [0, 1)");
                 s.risks.push_back(r);
             }
         } else if (a == "--split") {
             const std::string v = value();
-            if (v != "prompt" && v != "time") usage("--split takes prompt or time");
+            if (v != "prompt" && v != "time")
+                bad_usage("--split takes prompt or time, not '" + v + "'");
             s.time_split = v == "time";
         } else if (a == "--online") {
             s.online = true;
@@ -159,14 +176,15 @@ settings parse(int argc, char** argv) {
         } else if (a == "--classes") {
             s.ngram.classes = count(2, 64);
         } else if (a == "-h" || a == "--help") {
-            usage("help");
+            std::fputs(usage_text, stdout);
+            std::exit(0);
         } else if (!a.empty() && a[0] == '-') {
-            usage("unknown option " + a);
+            bad_usage("unknown option " + a);
         } else {
             s.traces.push_back(a);
         }
     }
-    if (s.traces.empty()) usage("no trace given");
+    if (s.traces.empty()) s.traces = bundled_traces();
     return s;
 }
 
