@@ -1,8 +1,12 @@
-// Cost of accounting on the LPDDR cost model: one read() must cost O(1) whatever its length
-// (a serving simulator accounts ~10^4 runs per decode step over thousands of steps), report()
-// O(channels), and backing::host's accounting nothing at all.
+// Cost of accounting on the DRAM cost model (backing::accounted over odma/memory/): one read() must
+// cost O(1) whatever its length (a serving simulator accounts ~10^4 runs per decode step over
+// thousands of steps), report() O(channels), and backing::host's accounting nothing at all.
+#include <odma/backing/accounted.hpp>
 #include <odma/backing/host.hpp>
-#include <odma/backing/lpddr_emulated.hpp>
+#include <odma/memory/access_report.hpp>
+#include <odma/memory/detail/dram_cost.hpp>
+#include <odma/memory/memory_model.hpp>
+#include <odma/support/random.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -10,7 +14,7 @@
 
 namespace {
 
-using odma::backing::memory_model;
+using odma::memory::memory_model;
 
 memory_model preset(std::int64_t which) {
     return which == 0 ? memory_model::lpddr5_6400() : memory_model::hbm3();
@@ -21,10 +25,10 @@ memory_model preset(std::int64_t which) {
 void account_read(benchmark::State& state) {
     const memory_model m = preset(state.range(0));
     const auto bytes = std::uint64_t(state.range(1));
-    auto device = odma::backing::make_simulated_device(m);
+    auto device = odma::backing::make_placement_device(m);
     device.read(0, 64);  // calibrate outside the timed loop
     device.reset_report();
-    odma::detail::splitmix64 rng(1);
+    odma::support::splitmix64 rng(1);
     const std::uint64_t places = (m.capacity_bytes - bytes) / 1024;
     std::uint64_t n = 0;
     for (auto _ : state) {
@@ -41,7 +45,7 @@ BENCHMARK(account_read)
 // report() after a step of 16,384 runs: O(channels) once, then cached.
 void report_after_step(benchmark::State& state) {
     const memory_model m = preset(state.range(0));
-    auto device = odma::backing::make_simulated_device(m);
+    auto device = odma::backing::make_placement_device(m);
     for (std::uint64_t i = 0; i < 16384; ++i)
         device.read(i * 65536, 16384);
     for (auto _ : state) {
@@ -67,7 +71,8 @@ BENCHMARK(host_read_is_free);
 void calibrate_read(benchmark::State& state) {
     const memory_model m = preset(state.range(0));
     for (auto _ : state)
-        benchmark::DoNotOptimize(odma::detail::calibrate(m, odma::backing::access_kind::read));
+        benchmark::DoNotOptimize(
+            odma::memory::detail::calibrate(m, odma::memory::access_kind::read));
     state.SetLabel(m.name);
 }
 BENCHMARK(calibrate_read)->Arg(0)->Arg(1)->ArgNames({"preset"})->Unit(benchmark::kMillisecond);

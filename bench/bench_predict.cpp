@@ -8,6 +8,7 @@
 #include <odma/bucket/optimal_boundaries.hpp>
 #include <odma/predict/ngram.hpp>
 #include <odma/predict/prompt_quantile.hpp>
+#include <odma/support/random.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -28,7 +29,7 @@ std::string prompt(std::uint64_t seed, std::size_t words) {
         "for",     "with",    "examples",   "and",     "why",      "does",   "code",
         "story",   "poem",    "translate",  "into",    "french",   "table",  "compare",
         "steps",   "should",  "my",         "data",    "model",    "memory", "cache"};
-    odma::detail::splitmix64 rng(seed);
+    odma::support::splitmix64 rng(seed);
     std::string s;
     for (std::size_t i = 0; i < words; ++i) {
         s += vocabulary[rng.below(std::size(vocabulary))];
@@ -44,7 +45,7 @@ odma::predict::ngram train_model(const odma::predict::ngram::options& o) {
         for (std::uint64_t i = 0; i < 2000; ++i)
             texts.push_back(prompt(i, 20 + i % 200));
         std::vector<odma::predict::training_sample> samples;
-        odma::detail::splitmix64 rng(7);
+        odma::support::splitmix64 rng(7);
         for (std::uint64_t i = 0; i < texts.size(); ++i)
             samples.push_back({{.id = i,
                                 .prompt_tokens = std::uint32_t(texts[i].size() / 4),
@@ -81,7 +82,7 @@ BENCHMARK(ngram_predict)->ArgName("features")->Arg(0)->Arg(1)->Arg(2)->Arg(3);
 
 void prompt_quantile_predict(benchmark::State& state) {
     odma::predict::prompt_quantile pq;
-    odma::detail::splitmix64 rng(3);
+    odma::support::splitmix64 rng(3);
     for (std::uint32_t i = 0; i < 20000; ++i)
         pq.observe({.id = i,
                     .prompt_tokens = std::uint32_t(1 + rng.below(4000)),
@@ -98,7 +99,7 @@ void online_histogram_recalibrate(benchmark::State& state) {
     const auto bins = static_cast<std::uint32_t>(state.range(0));
     const auto k = static_cast<std::uint32_t>(state.range(1));
     odma::bucket::online_histogram h(k, bins, {.bins = bins, .warmup = ~0u});
-    odma::detail::splitmix64 rng(5);
+    odma::support::splitmix64 rng(5);
     for (int i = 0; i < 200000; ++i) {  // log-normal-ish lengths
         const double u = rng.unit() + rng.unit() + rng.unit() - 1.5;
         h.observe(std::uint32_t(std::clamp(std::exp(5.5 + 1.2 * u), 1.0, double(bins))));
@@ -112,7 +113,7 @@ BENCHMARK(online_histogram_recalibrate)->Args({4096, 16})->Args({4096, 64})->Arg
 
 void online_histogram_observe(benchmark::State& state) {
     odma::bucket::online_histogram h(16, 8192);
-    odma::detail::splitmix64 rng(9);
+    odma::support::splitmix64 rng(9);
     for (auto _ : state)
         h.observe(std::uint32_t(1 + rng.below(8192)));
 }

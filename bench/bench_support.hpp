@@ -3,9 +3,10 @@
 #pragma once
 
 #include <odma/odma.hpp>
+#include <odma/support/random.hpp>
 
-#include "common/trace.hpp"
-#include "support/combos.hpp"
+#include <odma_internal/combos.hpp>
+#include <odma_internal/trace.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -13,7 +14,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,10 +65,11 @@ inline std::string take_flag(int& argc, char** argv, std::string_view name, std:
 template <class Allocator>
 bool fill_live(Allocator& kv, std::uint32_t count, std::vector<odma::lease>& held,
                std::uint64_t seed = 1) {
-    std::mt19937 rng(static_cast<std::uint32_t>(seed));
+    odma::support::splitmix64 rng(seed);
     held.reserve(count);
     for (std::uint32_t i = 0; i < count; ++i) {
-        const std::uint32_t prompt = 1 + rng() % 300, max_new = 1 + rng() % 300;
+        const auto prompt = std::uint32_t(1 + rng.below(300)),
+                   max_new = std::uint32_t(1 + rng.below(300));
         odma_test::tell_length(kv, 1'000'000'000ull + i, max_new);
         auto l = kv.admit(
             {.id = 1'000'000'000ull + i, .prompt_tokens = prompt, .max_new_tokens = max_new});

@@ -12,6 +12,7 @@
 
 #include <odma/config.hpp>
 #include <odma/detail/extent_heap.hpp>
+#include <odma/detail/lease_access.hpp>
 #include <odma/errc.hpp>
 #include <odma/lease.hpp>
 #include <odma/request.hpp>
@@ -92,7 +93,7 @@ public:
             safety_reserved_tokens_ += capacity;
         }
         note_peaks();
-        return odma::lease_access::make(owner_, index, s.generation);
+        return odma::detail::lease_access::make(owner_, index, s.generation);
     }
 
     odma::result<odma::growth> extend(const odma::lease& l, std::uint32_t total) {
@@ -218,11 +219,11 @@ private:
         return const_cast<slot*>(static_cast<const hand_allocator&>(*this).find(l));
     }
     const slot* find(const odma::lease& l) const noexcept {
-        if (odma::lease_access::owner(l) != owner_) return nullptr;
-        const std::uint32_t i = odma::lease_access::slot(l);
+        if (odma::detail::lease_access::owner(l) != owner_) return nullptr;
+        const std::uint32_t i = odma::detail::lease_access::slot(l);
         if (i >= slots_.size()) return nullptr;
         const slot& s = slots_[i];
-        return (s.live && s.generation == odma::lease_access::generation(l)) ? &s : nullptr;
+        return (s.live && s.generation == odma::detail::lease_access::generation(l)) ? &s : nullptr;
     }
     void set_used(slot& s, std::uint32_t tokens) noexcept {
         used_tokens_ = used_tokens_ - s.used + tokens;

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <span>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -359,6 +361,77 @@ TEST_CASE("release feeds the true length back; abandon does not") {
     REQUIRE(kv.abandon(b));
     CHECK(kv.predictor().observed == 1);
     CHECK(kv.stats().live_leases == 0);
+}
+
+namespace {
+// Records what the policies are taught, to compare a preempted run with an uninterrupted one.
+struct recording_predictor {
+    std::vector<std::pair<request, std::uint32_t>> seen;
+    odma::prediction predict(const request&) const { return odma::prediction::exact(16); }
+    void observe(const request& r, std::uint32_t actual) { seen.emplace_back(r, actual); }
+};
+struct recording_buckets {
+    odma::bucket::fixed inner = odma::bucket::fixed::uniform(4, ::max_tokens);
+    std::vector<std::uint32_t> seen;
+    std::uint32_t capacity_for(std::uint32_t t) const { return inner.capacity_for(t); }
+    std::uint32_t max_tokens() const { return inner.max_tokens(); }
+    std::span<const std::uint32_t> boundaries() const { return inner.boundaries(); }
+    void observe(std::uint32_t t) { seen.push_back(t); }
+};
+using recording_kv = odma::allocator<recording_predictor, recording_buckets, odma::backing::host>;
+recording_kv make_recording() {
+    return recording_kv(small_config(), recording_predictor{}, recording_buckets{},
+                        odma::backing::host(1024 * bpt));
+}
+}  // namespace
+
+TEST_CASE("resume: a preempted request teaches exactly what it would have taught unpreempted") {
+    const request original{.id = 9, .prompt_tokens = 10, .max_new_tokens = 200, .tag = 3};
+
+    auto straight = make_recording();
+    auto a = *straight.admit(original);
+    REQUIRE(straight.extend(a, 10 + 50));
+    REQUIRE(straight.release(a, 50));
+
+    auto preempted = make_recording();
+    auto b = *preempted.admit(original);
+    REQUIRE(preempted.extend(b, 10 + 30));
+    REQUIRE(preempted.abandon(b));  // preempted after 30 tokens: nothing is taught
+    CHECK(preempted.predictor().seen.empty());
+    CHECK(preempted.bucket_policy().seen.empty());
+    auto c = *preempted.resume(original, 30);
+    // The resumed lease holds the prompt and the 30 tokens to prefill again, and reserves
+    // for them plus the prediction.
+    CHECK(preempted.region_of(c)->used == 40);
+    CHECK(preempted.region_of(c)->capacity >= 40 + 16);
+    REQUIRE(preempted.extend(c, 10 + 50));
+    REQUIRE(preempted.release(c, 50));  // every token generated, before and after
+
+    REQUIRE(preempted.predictor().seen.size() == 1);
+    const auto& [taught, actual] = preempted.predictor().seen[0];
+    CHECK(taught.id == original.id);
+    CHECK(taught.prompt_tokens == original.prompt_tokens);
+    CHECK(taught.max_new_tokens == original.max_new_tokens);
+    CHECK(taught.tag == original.tag);
+    CHECK(actual == straight.predictor().seen.at(0).second);
+    CHECK(preempted.bucket_policy().seen == straight.bucket_policy().seen);
+    CHECK(preempted.stats().resumptions == 1);
+    CHECK(preempted.stats().admissions == 2);
+    CHECK(preempted.check());
+}
+
+TEST_CASE("resume refuses requests with nothing left to generate or no room to resume") {
+    auto kv = make_recording();
+    const request r{.id = 1, .prompt_tokens = 10, .max_new_tokens = 20};
+    CHECK(kv.resume(r, 20).error() == errc::invalid_request);   // all 20 already generated
+    CHECK(kv.resume(r, 500).error() == errc::invalid_request);  // beyond max_new_tokens
+    const request long_one{.id = 2, .prompt_tokens = 200, .max_new_tokens = 1000};
+    CHECK(kv.resume(long_one, max_tokens - 200).error() == errc::invalid_request);  // no room
+    CHECK(kv.stats().rejected.invalid_request == 3);
+    CHECK(kv.stats().live_leases == 0);
+    auto l = kv.resume(long_one, max_tokens - 201);
+    REQUIRE(l);
+    CHECK(kv.region_of(*l)->used == max_tokens - 1);
 }
 
 TEST_CASE("planes: a lease owns the same token range in every plane, and migrations copy all") {

@@ -1,5 +1,7 @@
 // The policy concepts accept the shipped policies and reject incomplete ones.
+#include <odma/kv_allocator.hpp>
 #include <odma/odma.hpp>
+#include <odma/paged.hpp>
 
 #include <doctest/doctest.h>
 
@@ -75,4 +77,38 @@ TEST_CASE("stateless policies cost no space in the composed allocator") {
     // Were the empty predictor given storage, both would have the same size (one byte plus
     // the same padding).
     CHECK(sizeof(lean) < sizeof(fat));
+}
+
+namespace {
+// An allocator-like type that lacks resume(): engines could not bring preempted requests back.
+struct allocator_without_resume {
+    using pointer = std::byte*;
+    using backing_type = odma::backing::host;
+    odma::result<odma::lease> admit(const request&);
+    odma::result<odma::growth> extend(const odma::lease&, std::uint32_t);
+    odma::result<void> release(const odma::lease&, std::uint32_t);
+    odma::result<void> abandon(const odma::lease&);
+    odma::address<pointer> data(const odma::lease&, std::uint32_t) const;
+    template <class F>
+    odma::result<void> for_each_run(const odma::lease&, std::uint32_t, F&&) const;
+    bool is_live(const odma::lease&) const;
+    const odma::stats& stats() const;
+    odma::result<void> check() const;
+    const odma::config& config() const;
+    std::size_t byte_offset(std::uint32_t, std::size_t) const;
+    backing_type& backing();
+};
+}  // namespace
+
+TEST_CASE("both allocators model KvAllocator, and synchronized accepts them") {
+    using contiguous =
+        odma::allocator<odma::predict::constant, odma::bucket::fixed, odma::backing::host>;
+    using learned =
+        odma::allocator<odma::predict::ngram, odma::bucket::online_histogram, odma::backing::host>;
+    static_assert(odma::KvAllocator<contiguous>);
+    static_assert(odma::KvAllocator<learned>);
+    static_assert(odma::KvAllocator<odma::paged<odma::backing::host>>);
+    static_assert(!odma::KvAllocator<allocator_without_resume>);
+    static_assert(requires { typename odma::synchronized<contiguous>; });
+    static_assert(requires { typename odma::synchronized<odma::paged<odma::backing::host>>; });
 }

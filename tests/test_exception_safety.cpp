@@ -9,7 +9,8 @@
 // a policy or the backing (predict, predictor observe, capacity_for, bucket observe, commit,
 // copy) goes through one countdown, and a scripted scenario that visits every path (admit in
 // the general area and the safety pool, extend unchanged / in place / migrated / into the pool,
-// release, abandon, two planes) is replayed once per possible throw point. After each injected
+// release, abandon, resume of a preempted request, two planes) is replayed once per possible
+// throw point. After each injected
 // throw the allocator must pass check(), the live leases must be exactly those before the call
 // (minus the one being released), at the same place, size and contents, and the backing must
 // hold exactly the bytes it held before.
@@ -135,11 +136,12 @@ void stamp(faulty_kv& kv, const odma::lease& l, std::uint32_t from, std::uint32_
 
 /// One step of the scenario. `lease` names which of the scenario's leases it acts on.
 struct step {
-    enum kind { admit, extend, release, abandon } op;
+    enum kind { admit, extend, release, abandon, resume } op;
     int lease;
-    std::uint32_t tokens = 0;  // admit: prompt; extend: total; release: generated
+    std::uint32_t tokens = 0;  // admit, resume: prompt; extend: total; release: generated
     std::uint32_t max_new = 1000;
     std::optional<growth> expect_growth{};  // with no fault, what extend must do
+    std::uint32_t generated = 0;            // resume: tokens generated before the preemption
 };
 
 // Arena: 1280 tokens, 768 general + 512 safety pool; buckets 64, 128, 192, 256; the predictor
@@ -157,13 +159,15 @@ const std::vector<step> scenario = {
     {step::extend, 0, 150, 0, growth::migrated},   // A: no room in general -> pool
     {step::extend, 1, 193, 0, growth::in_place},   // B grows into A's old space
     {step::release, 2, 30},                        // C
-    {step::abandon, 3},                            // D
+    {step::abandon, 3},                            // D is preempted after 20 tokens...
+    {step::resume, 3, 150, 1000, {}, 20},          // ... and resumed: C's old space
     {step::extend, 4, 250, 0, growth::unchanged},  // E, in the pool
     {step::admit, 5, 5, 3},                        // F: capped at its own limit of 8
     {step::release, 0, 100},                       // A
     {step::release, 1, 60},                        // B
     {step::release, 4, 40},                        // E
     {step::release, 5, 3},                         // F
+    {step::release, 3, 45},                        // D
 };
 
 struct run_result {
@@ -189,19 +193,22 @@ run_result run_scenario(long throw_at, fault_plan& plan) {
         const step& s = scenario[i];
         CAPTURE(i);
         const bool exists = live.count(s.lease) != 0;
-        if (s.op != step::admit && !exists) continue;  // its admission was the faulty call
+        if (s.op != step::admit && s.op != step::resume && !exists)
+            continue;  // its admission was the faulty call
         const auto before = snapshot(kv, live);
         const std::size_t committed_before = kv.backing().inner.committed;
         try {
             switch (s.op) {
-                case step::admit: {
-                    auto l = kv.admit({.id = std::uint64_t(s.lease),
-                                       .prompt_tokens = s.tokens,
-                                       .max_new_tokens = s.max_new});
+                case step::admit:
+                case step::resume: {
+                    const odma::request r{.id = std::uint64_t(s.lease),
+                                          .prompt_tokens = s.tokens,
+                                          .max_new_tokens = s.max_new};
+                    auto l = s.op == step::admit ? kv.admit(r) : kv.resume(r, s.generated);
                     if (!l && diverged(l.error())) break;
                     REQUIRE(l);
                     live.emplace(s.lease, *l);
-                    stamp(kv, *l, 0, s.tokens, s.lease);
+                    stamp(kv, *l, 0, s.tokens + s.generated, s.lease);
                     break;
                 }
                 case step::extend: {

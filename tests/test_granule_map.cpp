@@ -1,5 +1,5 @@
 // detail::granule_map: byte-counted granules, run mapping, rollback and refused unmaps.
-#include <odma/detail/granule_map.hpp>
+#include <odma/backing/detail/granule_map.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // predict::length_classes, length_distribution and quantile_calibration.
-#include <odma/detail/text_features.hpp>
 #include <odma/predict/length_distribution.hpp>
+#include <odma/support/random.hpp>
 
 #include <doctest/doctest.h>
 
@@ -43,7 +43,7 @@ TEST_CASE("length classes partition 1..max_length into log-spaced ranges") {
 namespace {
 
 std::vector<double> random_masses(std::uint32_t n, std::uint64_t seed) {
-    odma::detail::splitmix64 rng(seed);
+    odma::support::splitmix64 rng(seed);
     std::vector<double> m(n);
     for (auto& v : m)
         v = rng.unit() < 0.3 ? 0.0 : rng.unit();  // some empty classes

@@ -3,6 +3,8 @@
 // continuations, writes and copies.
 #include "support/memory_streams.hpp"
 
+#include <odma/memory/accountant.hpp>
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -10,8 +12,8 @@
 #include <string>
 #include <vector>
 
-using odma::backing::memory_model;
-using odma::detail::simulate_reference;
+using odma::memory::memory_model;
+using odma::memory::detail::simulate_reference;
 using odma_test::access_kind;
 using odma_test::dram_run;
 using odma_test::random_runs;
@@ -29,7 +31,7 @@ struct comparison {
 /// are independent); otherwise the stream's time (its slowest channel), as report() gives it.
 comparison compare(const memory_model& m, const std::vector<dram_run>& runs,
                    std::uint32_t sampled) {
-    odma::detail::dram_accountant fast(m);
+    odma::memory::accountant fast(m);
     for (const dram_run& r : runs) {
         if (r.kind == access_kind::migration)
             fast.copy(r.offset, r.source, r.bytes);
@@ -65,7 +67,7 @@ comparison compare(const memory_model& m, const std::vector<dram_run>& runs,
 
 /// Random runs of mixed lengths, none of them a calibration grid point.
 std::vector<dram_run> mixed_runs(const memory_model& m, std::uint64_t count, std::uint64_t seed) {
-    odma::detail::splitmix64 rng(seed);
+    odma::support::splitmix64 rng(seed);
     const std::uint64_t sizes[] = {96, 1536, 12288, 16384, 100000};
     std::vector<dram_run> runs;
     for (std::uint64_t i = 0; i < count; ++i) {
@@ -79,7 +81,7 @@ std::vector<dram_run> mixed_runs(const memory_model& m, std::uint64_t count, std
 /// 16 KiB blocks of which about half continue the previous block (a paged layout whose free
 /// list hands out neighbours), the rest anywhere.
 std::vector<dram_run> paged_runs(const memory_model& m, std::uint64_t count, std::uint64_t seed) {
-    odma::detail::splitmix64 rng(seed);
+    odma::support::splitmix64 rng(seed);
     const std::uint64_t block = 16384;
     std::vector<dram_run> runs;
     std::uint64_t at = 0;

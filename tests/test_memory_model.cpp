@@ -1,5 +1,6 @@
 // memory_model: presets, address mapping, validation, and the report's arithmetic.
-#include <odma/backing/memory_model.hpp>
+#include <odma/memory/access_report.hpp>
+#include <odma/memory/memory_model.hpp>
 
 #include <doctest/doctest.h>
 
@@ -7,10 +8,10 @@
 #include <stdexcept>
 #include <tuple>
 
-using odma::backing::access_report;
-using odma::backing::access_totals;
-using odma::backing::address_mapping;
-using odma::backing::memory_model;
+using odma::memory::access_report;
+using odma::memory::access_totals;
+using odma::memory::address_mapping;
+using odma::memory::memory_model;
 
 TEST_CASE("presets are consistent and have the documented peak bandwidth") {
     const memory_model lp5 = memory_model::lpddr5_6400();
@@ -105,20 +106,9 @@ TEST_CASE("validate names the inconsistent field") {
 
 TEST_CASE("access totals: time is the sum of the two layers, bandwidth is bytes over time") {
     access_report r;
-    r.read = {.bytes = 1000,
-              .runs = 2,
-              .bursts = 40,
-              .row_hits = 30,
-              .activations = 10,
-              .dram_ns = 8.0,
-              .discontinuity_ns = 2.0};
-    r.write = {.bytes = 500,
-               .runs = 1,
-               .bursts = 20,
-               .row_hits = 20,
-               .activations = 0,
-               .dram_ns = 5.0,
-               .discontinuity_ns = 0.0};
+    // bytes, runs, bursts, row_hits, activations, dram_ns, discontinuity_ns
+    r.read = {1000, 2, 40, 30, 10, 8.0, 2.0};
+    r.write = {500, 1, 20, 20, 0, 5.0, 0.0};
     CHECK(r.read.total_ns() == 10.0);
     CHECK(r.read.effective_gbps() == doctest::Approx(100.0));
     CHECK(r.read.row_hit_rate() == doctest::Approx(0.75));
@@ -130,5 +120,5 @@ TEST_CASE("access totals: time is the sum of the two layers, bandwidth is bytes 
     CHECK(all.total_ns() == doctest::Approx(15.0));
     CHECK(access_totals{}.effective_gbps() == 0.0);
     CHECK(access_totals{}.row_hit_rate() == 0.0);
-    CHECK(&r[odma::backing::access_kind::migration] == &r.migration);
+    CHECK(&r[odma::memory::access_kind::migration] == &r.migration);
 }

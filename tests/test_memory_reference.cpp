@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <vector>
 
-using odma::backing::memory_model;
-using odma::detail::simulate_reference;
+using odma::memory::memory_model;
+using odma::memory::detail::simulate_reference;
 using odma_test::access_kind;
 using odma_test::dram_run;
 using odma_test::random_runs;
@@ -159,7 +159,7 @@ TEST_CASE("reference: the address mapping matters when the controller sees littl
     // controller that looks 16 bursts ahead: consecutive column commands hit one bank group and
     // wait tCCD_L = 2 bursts. Bank groups interleaved every 128 B do not.
     memory_model simple = memory_model::lpddr5_6400();
-    simple.mapping = odma::backing::address_mapping::row_in_bank_group(64);
+    simple.mapping = odma::memory::address_mapping::row_in_bank_group(64);
     memory_model interleaved = memory_model::lpddr5_6400();
     const std::uint64_t bytes = std::uint64_t(2000) * simple.channels * simple.burst_bytes;
     const std::vector<dram_run> stream{{access_kind::read, 0, bytes, 0}};

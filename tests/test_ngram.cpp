@@ -1,8 +1,9 @@
 // predict::ngram: learning, calibration, determinism, online updates and the model file.
 #include <odma/concepts.hpp>
-#include <odma/detail/text_features.hpp>
 #include <odma/errc.hpp>
+#include <odma/predict/detail/text_features.hpp>
 #include <odma/predict/ngram.hpp>
+#include <odma/support/random.hpp>
 
 #include <doctest/doctest.h>
 
@@ -37,7 +38,7 @@ struct synthetic {
         static const char* filler[] = {"cats",  "history", "rivers", "space", "music",
                                        "bread", "trains",  "cities", "rain",  "chess",
                                        "glass", "winter",  "robots", "maps",  "salt"};
-        odma::detail::splitmix64 rng(seed);
+        odma::support::splitmix64 rng(seed);
         for (std::size_t i = 0; i < n; ++i) {
             const auto t = rng.below(4);
             std::string text = tasks[t];
@@ -121,7 +122,7 @@ TEST_CASE("ngram learns task words from text and generalises to unseen prompts")
 
 TEST_CASE("ngram uses the request class and the prompt length when there is no text") {
     std::vector<training_sample> samples;
-    odma::detail::splitmix64 rng(3);
+    odma::support::splitmix64 rng(3);
     for (std::uint64_t i = 0; i < 4000; ++i) {
         const auto tag = std::uint32_t(1 + i % 2);
         const auto prompt = std::uint32_t(8 << rng.below(6));  // 8 .. 256
@@ -285,7 +286,7 @@ TEST_CASE("bad ngram options are refused") {
 TEST_CASE("text features: case, white space and punctuation are normalised") {
     auto features = [](std::string_view text, odma::predict::char_grams mode) {
         std::vector<std::pair<int, std::uint64_t>> out;
-        odma::detail::for_each_text_feature(
+        odma::predict::detail::for_each_text_feature(
             text, mode, 4, true, 4096,
             [&](auto kind, std::uint64_t h) { out.emplace_back(int(decltype(kind)::value), h); });
         return out;
@@ -300,7 +301,7 @@ TEST_CASE("text features: case, white space and punctuation are normalised") {
     CHECK(f.size() == 4);  // word, pair with the start, prefix "expl", suffix "lain"
     // Only the first max_bytes are read.
     std::size_t n = 0;
-    odma::detail::for_each_text_feature("aaaa bbbb cccc", char_grams::none, 0, false, 4,
-                                        [&](auto, std::uint64_t) { ++n; });
+    odma::predict::detail::for_each_text_feature("aaaa bbbb cccc", char_grams::none, 0, false, 4,
+                                                 [&](auto, std::uint64_t) { ++n; });
     CHECK(n == 1);
 }

@@ -6,8 +6,8 @@
 #include <odma/bucket/online_histogram.hpp>
 #include <odma/bucket/optimal_boundaries.hpp>
 #include <odma/concepts.hpp>
-#include <odma/detail/text_features.hpp>
 #include <odma/predict/oracle.hpp>
+#include <odma/support/random.hpp>
 
 #include <doctest/doctest.h>
 
@@ -36,7 +36,7 @@ public:
 private:
     double mu_, sigma_;
     std::uint32_t max_;
-    odma::detail::splitmix64 rng_;
+    odma::support::splitmix64 rng_;
 };
 
 // Histogram of many draws, one-token bins 1..max.

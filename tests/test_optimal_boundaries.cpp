@@ -1,6 +1,6 @@
 // bucket::optimal_boundaries against brute force, and expected_waste.
 #include <odma/bucket/optimal_boundaries.hpp>
-#include <odma/detail/text_features.hpp>
+#include <odma/support/random.hpp>
 
 #include <doctest/doctest.h>
 
@@ -45,7 +45,7 @@ double brute_force(const std::vector<double>& w, const std::vector<std::uint32_t
 }  // namespace
 
 TEST_CASE("optimal_boundaries matches brute force on small histograms") {
-    odma::detail::splitmix64 rng(2024);
+    odma::support::splitmix64 rng(2024);
     for (int trial = 0; trial < 400; ++trial) {
         const auto m = static_cast<std::size_t>(1 + rng.below(10));
         const auto k = static_cast<std::uint32_t>(1 + rng.below(6));
@@ -113,7 +113,7 @@ TEST_CASE("spare buckets spread geometrically when the histogram needs fewer") {
 
 TEST_CASE("optimal_boundaries on a large histogram is exact against a slower dynamic program") {
     // 300 bins, 7 buckets: the O(k M^2) textbook recurrence as reference.
-    odma::detail::splitmix64 rng(7);
+    odma::support::splitmix64 rng(7);
     const std::size_t m = 300;
     const std::uint32_t k = 7;
     std::vector<double> w(m);

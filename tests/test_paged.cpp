@@ -4,11 +4,14 @@
 
 #include <odma/backing/host.hpp>
 
+#include "support/test_backings.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <random>
 #include <utility>
 #include <vector>
@@ -350,4 +353,50 @@ TEST_CASE("paged: property test against a reference model, check() after every o
             CHECK(kv.stats().live_leases == live.size());
         }
     }
+}
+
+TEST_CASE("paged: resume takes the blocks for prompt + generated tokens") {
+    paged_host kv(small(), odma::backing::host(16 * 4 * bpt));
+    const odma::request r{.id = 1, .prompt_tokens = 5, .max_new_tokens = 20};
+    auto l = kv.resume(r, 6);  // 11 tokens: 3 blocks of 4
+    REQUIRE(l);
+    CHECK(*kv.used_tokens(*l) == 11);
+    CHECK(table_of(kv, *l).size() == 3);
+    CHECK(kv.stats().resumptions == 1);
+    CHECK(kv.stats().admissions == 1);
+    CHECK(kv.resume(r, 20).error() == errc::invalid_request);
+    CHECK(kv.resume({.id = 2, .prompt_tokens = 60, .max_new_tokens = 20}, 4).error() ==
+          errc::invalid_request);  // 64 tokens: no room left to generate
+    CHECK(kv.check());
+}
+
+TEST_CASE("paged: a committing backing holds exactly the blocks leases hold, all or nothing") {
+    using paged_commit = odma::paged<odma_test::counting_commit_backing>;
+    const auto cfg = small(2);  // 2 planes: every block commits twice
+    const std::size_t block_bytes = 4 * bpt / 2;
+    paged_commit kv(cfg, odma_test::counting_commit_backing(16 * 4 * bpt));
+    auto a = *kv.admit({.id = 1, .prompt_tokens = 6, .max_new_tokens = 20});  // 2 blocks
+    CHECK(kv.backing().committed == 2 * 2 * block_bytes);
+    REQUIRE(*kv.extend(a, 13) == growth::in_place);  // 4 blocks
+    CHECK(kv.backing().committed == 4 * 2 * block_bytes);
+
+    // The device runs out part-way through the third block of an admission: the blocks taken
+    // so far go back, the free list is as before, and nothing stays committed.
+    const auto free_before = kv.free_blocks();
+    kv.backing().refuse_after_calls = kv.backing().commit_calls + 5;
+    CHECK(kv.admit({.id = 2, .prompt_tokens = 12, .max_new_tokens = 20}).error() ==
+          errc::no_memory);
+    CHECK(kv.free_blocks() == free_before);
+    CHECK(kv.backing().committed == 4 * 2 * block_bytes);
+    CHECK(kv.check());
+    // A failed extend keeps the lease at its size.
+    kv.backing().refuse_after_calls = kv.backing().commit_calls + 1;
+    CHECK(kv.extend(a, 20).error() == errc::no_memory);
+    CHECK(*kv.used_tokens(a) == 13);
+    CHECK(kv.backing().committed == 4 * 2 * block_bytes);
+    CHECK(kv.check());
+
+    kv.backing().refuse_after_calls = std::numeric_limits<std::size_t>::max();
+    REQUIRE(kv.release(a, 7));
+    CHECK(kv.backing().committed == 0);
 }

@@ -3,9 +3,9 @@
 #include <odma/backing/host.hpp>
 #include <odma/bucket/fixed.hpp>
 #include <odma/concepts.hpp>
-#include <odma/detail/text_features.hpp>
 #include <odma/predict/callable.hpp>
 #include <odma/predict/prompt_quantile.hpp>
+#include <odma/support/random.hpp>
 
 #include <doctest/doctest.h>
 
@@ -43,7 +43,7 @@ TEST_CASE("prompt_quantile answers max_new_tokens until warmed up") {
 
 TEST_CASE("prompt_quantile conditions on prompt length and its quantiles match the data") {
     prompt_quantile pq;
-    odma::detail::splitmix64 rng(1);
+    odma::support::splitmix64 rng(1);
     std::vector<std::uint32_t> short_answers, long_answers;
     for (int i = 0; i < 20000; ++i) {
         // Prompts of ~20 tokens answer 20..220; prompts of ~1000 tokens answer 400..2400.

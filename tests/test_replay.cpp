@@ -1,10 +1,10 @@
-// odma-replay's engine: latencies computable by hand, conservation (every request finishes
-// once with all its tokens, preempted requests are recomputed), determinism, the KV read
-// accounting of contiguous and paged layouts, and workload construction.
-#include <odma-replay/policies.hpp>
-#include <odma-replay/presets.hpp>
-#include <odma-replay/simulator.hpp>
-#include <odma-replay/workload.hpp>
+// odma-replay's serving engine (odma_internal/replay): latencies computable by hand, conservation
+// (every request finishes once with all its tokens, preempted requests are recomputed),
+// determinism, the KV read accounting of contiguous and paged layouts, and workload construction.
+#include <odma_internal/replay/policies.hpp>
+#include <odma_internal/replay/presets.hpp>
+#include <odma_internal/replay/serving_engine.hpp>
+#include <odma_internal/replay/workload.hpp>
 
 #include <doctest/doctest.h>
 
@@ -14,6 +14,7 @@
 #include <numeric>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -23,16 +24,14 @@ namespace tools = odma::tools;
 
 /// A small model: 2 layers, 1 KV head of 64 dims: 512 KV bytes per token in 4 planes.
 model_preset tiny_model(double params, double weight_bytes) {
-    model_preset m;
-    m.name = "tiny";
-    m.layers = 2;
-    m.q_heads = 2;
-    m.kv_heads = 1;
-    m.head_dim = 64;
-    m.dtype_bytes = 2;
-    m.params = params;
-    m.weight_bytes = weight_bytes;
-    return m;
+    return {.name = "tiny",
+            .layers = 2,
+            .q_heads = 2,
+            .kv_heads = 1,
+            .head_dim = 64,
+            .dtype_bytes = 2,
+            .params = params,
+            .weight_bytes = weight_bytes};
 }
 
 device_preset small_device(double peak_flops, std::uint64_t kv_bytes) {
@@ -130,7 +129,7 @@ TEST_CASE("replay: one request, memory-bound: each step reads the weights and th
     CHECK(r.requests[0].first_token_s == doctest::Approx(sm.weights_ns * 1e-9).epsilon(1e-12));
     double kv = 0;
     for (std::uint32_t g = 1; g < output; ++g) {
-        auto dev = device_memory(odma::backing::simulated(1 << 22), sm.device.memory);
+        auto dev = device_memory(odma::backing::placement_only(1 << 22), sm.device.memory);
         for (std::uint32_t p = 0; p < 2; ++p)  // one layer's K and V, scaled to both layers
             dev.read(std::size_t(p) * (1 << 22) / 4, std::size_t(prompt + g) * 128);
         kv += dev.report().read.total_ns() * 2;
@@ -203,6 +202,7 @@ TEST_CASE("replay: a request that cannot grow preempts the newest, which is reco
     const auto r = run_policy("paged", w, sm, options(), {}, nullptr);
     CHECK(r.metrics.preemptions == 1);
     CHECK(r.metrics.recomputed_tokens == 16 + 33);
+    CHECK(r.allocator_stats.resumptions == 1);  // it came back through resume()
     CHECK(r.requests[0].preemptions == 0);
     CHECK(r.requests[1].preemptions == 1);
     CHECK(r.requests[1].output_tokens == 40);
@@ -349,4 +349,33 @@ TEST_CASE("replay: presets carry the published figures") {
                    make_serving_model(tiny_model(1e3, 1e6), small_device(1e15, 1 << 22)), options(),
                    {}, nullptr),
         std::invalid_argument);
+}
+
+TEST_CASE("replay: read_prefix reads a prefix of a lease's runs, in both layouts") {
+    const serving_model sm = make_serving_model(tiny_model(1e3, 1e6), small_device(1e15, 1 << 22));
+    const odma::request q{.id = 1, .prompt_tokens = 40, .max_new_tokens = 8};
+    const auto reads = [&](auto& kv, std::uint32_t tokens) {
+        const auto l = kv.admit(q).value();
+        kv.backing().reset_report();
+        odma::replay::detail::read_prefix(kv, l, tokens, 2);
+        const auto rep = kv.backing().report().read;
+        CHECK(kv.release(l, 8));
+        return std::pair<std::uint64_t, std::uint64_t>(rep.runs, rep.bytes);
+    };
+    const auto memory = [&] {
+        return device_memory(odma::backing::placement_only(1 << 22), sm.device.memory);
+    };
+    const std::size_t bpt = sm.model.bytes_per_token(), plane_bytes = bpt / sm.model.planes();
+    odma::paged<device_memory> paged(
+        {.bytes_per_token = bpt, .max_tokens = 64, .planes = sm.model.planes(), .block_tokens = 16},
+        memory());
+    // 40 tokens in 16-token blocks; a 20-token prefix is one full block and 4 tokens of the next.
+    CHECK(reads(paged, 20) == std::pair<std::uint64_t, std::uint64_t>(2 * 2, 2 * 20 * plane_bytes));
+    CHECK(reads(paged, 40) == std::pair<std::uint64_t, std::uint64_t>(2 * 3, 2 * 40 * plane_bytes));
+    odma::allocator<odma::predict::constant, odma::bucket::fixed, device_memory> contiguous(
+        {.bytes_per_token = bpt, .max_tokens = 64, .planes = sm.model.planes()},
+        odma::predict::constant{}, odma::bucket::fixed::explicit_list({64}), memory());
+    CHECK(reads(contiguous, 20) ==
+          std::pair<std::uint64_t, std::uint64_t>(2, 2 * 20 * plane_bytes));
+    CHECK(reads(contiguous, 0) == std::pair<std::uint64_t, std::uint64_t>(0, 0));
 }

@@ -8,15 +8,20 @@
 // waiting requests while there is room (at most 256 running), then every running request
 // generates 16 tokens (one extend per request per step, the granularity of a 16-token decode
 // chunk) and is released when it reaches its true length. A request whose growth finds no room
-// is preempted (abandoned) and counted. Predictors that can be told lengths (oracle) are told a
-// noisy one (true x 0.5..1.5), so growth in place, migrations and the safety pool all happen.
+// is preempted (abandoned) and comes back first, through resume(), with what it had generated;
+// every request finishes. Predictors that can be told lengths (oracle) are told a noisy one
+// (true x 0.5..1.5), so growth in place, migrations, the safety pool and preemption all happen.
+// The loop drives the allocator only through the KvAllocator interface.
 //
 // Bytes per token are 64, not 57,344: the allocator never touches the arena, so only the token
 // geometry matters, and a small arena keeps the sanitizer builds light.
+#include <odma/kv_allocator.hpp>
 #include <odma/odma.hpp>
+#include <odma/paged.hpp>
+#include <odma/support/random.hpp>
 
-#include "common/trace.hpp"
-#include "support/combos.hpp"
+#include <odma_internal/combos.hpp>
+#include <odma_internal/trace.hpp>
 
 #include <doctest/doctest.h>
 
@@ -25,7 +30,6 @@
 #include <cstdlib>
 #include <deque>
 #include <numeric>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -50,6 +54,7 @@ std::size_t soak_requests() {
 }
 
 constexpr std::uint32_t max_tokens = 8192;
+constexpr std::uint32_t max_new_tokens = 1024;
 constexpr std::uint32_t arena_tokens = 1u << 17;  // about 96 average requests
 constexpr std::uint32_t chunk = 16;
 constexpr std::size_t max_running = 256;
@@ -64,10 +69,11 @@ const std::vector<sized_request>& trace_lengths() {
             odma::tools::load_azure(std::string(ODMA_TEST_DATA_DIR) + "/azure2023_conv.csv");
         std::vector<sized_request> out;
         for (const auto& r : t.requests) {
-            // Clip to the engine's window: at most max_tokens in all, at least one of each.
+            // Clip to the engine's window: at most max_tokens in all, at least one of each,
+            // fewer new tokens than max_new_tokens.
             const std::uint32_t prompt = std::clamp<std::uint32_t>(r.prompt_tokens, 1, 6000);
-            const std::uint32_t generated =
-                std::clamp<std::uint32_t>(r.output_tokens, 1, max_tokens - prompt);
+            const std::uint32_t generated = std::clamp<std::uint32_t>(
+                r.output_tokens, 1, std::min(max_tokens - prompt, max_new_tokens - 1));
             out.push_back({prompt, generated});
         }
         return out;
@@ -98,6 +104,7 @@ TEST_CASE_TEMPLATE_DEFINE("soak: a long trace replay ends empty with stable frag
                      .overflow_risk = 0.05};
     auto kv_ptr = Combo::make({cfg, std::size_t(arena_tokens) * cfg.bytes_per_token, 1});
     auto& kv = *kv_ptr;
+    static_assert(odma::KvAllocator<std::remove_cvref_t<decltype(kv)>>);
 
     struct running {
         odma::lease lease;
@@ -106,22 +113,43 @@ TEST_CASE_TEMPLATE_DEFINE("soak: a long trace replay ends empty with stable frag
     };
     std::vector<running> batch;
     batch.reserve(max_running);
-    std::mt19937_64 rng(2024);
-    std::uniform_real_distribution<double> noise(0.5, 1.5);
+    std::deque<running> preempted_queue;  // lease empty; used = tokens held when preempted
+    odma::support::splitmix64 rng(2024);
+    auto noise = [&] { return 0.5 + rng.unit(); };  // uniform in [0.5, 1.5)
+    const auto original = [](const running& r) {
+        return odma::request{
+            .id = r.id, .prompt_tokens = r.prompt, .max_new_tokens = max_new_tokens};
+    };
 
-    std::size_t submitted = 0, finished = 0, preempted = 0, steps = 0;
+    std::size_t submitted = 0, finished = 0, preempted = 0, resumed = 0, steps = 0;
     std::vector<double> fragmentation;  // 400 samples over the run
     const std::size_t sample_every = std::max<std::size_t>(1, requests / 400);
     std::size_t next_sample = sample_every;
     const auto start = std::chrono::steady_clock::now();
-    while (finished + preempted < requests) {
-        // Admit while there is room; a request that does not fit waits for the next step.
-        while (submitted < requests && batch.size() < max_running) {
-            const sized_request s = lengths[rng() % lengths.size()];
+    while (finished < requests) {
+        // Preempted requests come back first, with the tokens they had generated.
+        while (!preempted_queue.empty() && batch.size() < max_running) {
+            running r = preempted_queue.front();
+            odma_test::tell_length(kv, r.id, std::max<std::uint32_t>(1, r.target - r.used));
+            auto l = kv.resume(original(r), r.used - r.prompt);
+            if (!l) {
+                REQUIRE(l.error() == odma::errc::no_memory);
+                odma_test::forget_length(kv, r.id);
+                break;
+            }
+            r.lease = *l;
+            batch.push_back(r);
+            preempted_queue.pop_front();
+            ++resumed;
+        }
+        // Then new ones while there is room; one that does not fit waits for the next step.
+        while (preempted_queue.empty() && submitted < requests && batch.size() < max_running) {
+            const sized_request s = lengths[rng.below(lengths.size())];
             const std::uint64_t id = submitted;
             odma_test::tell_length(
-                kv, id, std::max<std::uint32_t>(1, std::uint32_t(s.generated * noise(rng))));
-            auto l = kv.admit({.id = id, .prompt_tokens = s.prompt, .max_new_tokens = 1024});
+                kv, id, std::max<std::uint32_t>(1, std::uint32_t(s.generated * noise())));
+            auto l =
+                kv.admit({.id = id, .prompt_tokens = s.prompt, .max_new_tokens = max_new_tokens});
             if (!l) {
                 REQUIRE(l.error() == odma::errc::no_memory);
                 odma_test::forget_length(kv, id);
@@ -134,15 +162,17 @@ TEST_CASE_TEMPLATE_DEFINE("soak: a long trace replay ends empty with stable frag
         // One decode chunk for every running request.
         for (std::size_t i = 0; i < batch.size();) {
             running& r = batch[i];
-            r.used = std::min(r.target, r.used + chunk);
-            bool done = r.used == r.target;
-            if (auto g = kv.extend(r.lease, r.used); !g) {
+            const std::uint32_t next = std::min(r.target, r.used + chunk);
+            bool done = next == r.target;
+            if (auto g = kv.extend(r.lease, next); !g) {
                 REQUIRE(g.error() == odma::errc::no_memory);
                 REQUIRE(kv.abandon(r.lease));
                 odma_test::forget_length(kv, r.id);
+                r.lease = odma::lease{};
+                preempted_queue.push_back(r);
                 ++preempted;
                 done = false;
-            } else if (done) {
+            } else if (r.used = next; done) {
                 REQUIRE(kv.release(r.lease, r.used - r.prompt));
                 ++finished;
             } else {
@@ -194,14 +224,16 @@ TEST_CASE_TEMPLATE_DEFINE("soak: a long trace replay ends empty with stable frag
     };
     const double first = mean(warm), last = mean(fragmentation.size() - quarter);
     std::printf(
-        "  soak %-26s %zu requests (%zu preempted) in %zu steps, %.2f s; %llu migrations, "
+        "  soak %-26s %zu requests (%zu preemptions) in %zu steps, %.2f s; %llu migrations, "
         "%llu in place; fragmentation first quarter %.3f, last quarter %.3f\n",
-        Combo::name().c_str(), finished + preempted, preempted, steps, seconds,
+        Combo::name().c_str(), finished, preempted, steps, seconds,
         static_cast<unsigned long long>(s.migrations),
         static_cast<unsigned long long>(s.in_place_growths), first, last);
     CHECK(last <= first + 0.05);
-    CHECK(finished + preempted == requests);
-    CHECK(s.admissions == requests);
-    CHECK(s.releases == requests);
+    CHECK(finished == requests);
+    CHECK(preempted_queue.empty());
+    CHECK(s.admissions == requests + resumed);
+    CHECK(s.resumptions == resumed);
+    CHECK(s.releases == requests + preempted);  // abandon() counts as a release too
 }
 TEST_CASE_TEMPLATE_APPLY(soak_test, soaked_combos);

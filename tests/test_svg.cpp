@@ -1,5 +1,5 @@
-// tools/common/svg.hpp: ticks, escaping, and a chart with what a reader needs.
-#include <common/svg.hpp>
+// odma_internal/svg.hpp: ticks, escaping, and a chart with what a reader needs.
+#include <odma_internal/svg.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
-// tools/common/table.hpp: aligned text and JSON with the same content.
-#include <common/table.hpp>
+// odma_internal/table.hpp: aligned text and JSON with the same content.
+#include <odma_internal/table.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
-// tools/common/trace.hpp: the bundled traces load, and the prompt split is clean.
-#include <common/trace.hpp>
+// odma_internal/trace.hpp: the bundled traces load, and the prompt split is clean.
+#include <odma_internal/trace.hpp>
 
 #include <doctest/doctest.h>
 

@@ -16,10 +16,15 @@
 #include <odma/concepts.hpp>
 #include <odma/config.hpp>
 #include <odma/detail/extent_heap.hpp>
+#include <odma/detail/occupancy.hpp>
+#include <odma/detail/plane_layout.hpp>
+#include <odma/detail/request_checks.hpp>
 #include <odma/detail/slot_table.hpp>
 #include <odma/errc.hpp>
+#include <odma/growth.hpp>
 #include <odma/lease.hpp>
 #include <odma/prediction.hpp>
+#include <odma/region.hpp>
 #include <odma/request.hpp>
 #include <odma/result.hpp>
 #include <odma/stats.hpp>
@@ -88,7 +93,8 @@ public:
                                "leaves a general area of " + std::to_string(general) +
                                    " tokens, less than one max bucket (" +
                                    std::to_string(cfg_.max_tokens) + " tokens)");
-        plane_tokens_ = static_cast<std::uint32_t>(tokens);
+        layout_ = {cfg_.planes, static_cast<std::uint32_t>(tokens), cfg_.bytes_per_plane_token()};
+        occupancy_ = detail::occupancy(cfg_.bytes_per_token);
         areas_[general_area] = detail::extent_heap(0, general);
         areas_[safety_area] = detail::extent_heap(general, safety);
         stats_.arena_bytes = std::size_t(tokens) * cfg_.bytes_per_token;
@@ -106,55 +112,30 @@ public:
     /// errc::invalid_request: prompt_tokens or max_new_tokens is 0, or prompt_tokens >=
     ///                        max_tokens (no room left to generate).
     /// errc::no_memory:       no free extent is large enough right now.
-    result<lease> admit(const request& r) {
-        if (r.prompt_tokens == 0 || r.max_new_tokens == 0 || r.prompt_tokens >= cfg_.max_tokens) {
-            ++stats_.rejected.invalid_request;
-            return errc::invalid_request;
-        }
-        const std::uint32_t limit = request_limit(r);
-        const prediction pred = predictor_.predict(r);
-        const std::uint32_t want_new =
-            std::clamp<std::uint32_t>(pred.quantile(1.0 - cfg_.overflow_risk), 1, r.max_new_tokens);
-        const std::uint32_t need = std::min<std::uint32_t>(limit, r.prompt_tokens + want_new);
-        const std::uint32_t bucket = bucket_for(need);
-        const std::uint32_t capacity = std::max(need, std::min(bucket, limit));
+    result<lease> admit(const request& r) { return place(r, r); }
 
-        const std::uint32_t index = slots_.reserve();  // may throw; nothing changed yet
-        std::uint8_t area = general_area;
-        auto block = areas_[general_area].allocate(capacity);
-        if (block == no_block && bucket >= buckets_.max_tokens()) {
-            area = safety_area;
-            block = areas_[safety_area].allocate(capacity);
-        }
-        if (block == no_block) {
-            ++stats_.rejected.admit_no_memory;
-            return errc::no_memory;
-        }
-        const std::uint32_t offset = areas_[area].offset(block);
-        if (!commit_or_free(area, block, offset, r.prompt_tokens)) {
-            ++stats_.rejected.admit_no_memory;
-            return errc::no_memory;
-        }
-
-        slot& s = slots_.take(index);
-        s.req = r;
-        s.block = block;
-        s.capacity = capacity;
-        s.asked = need;
-        s.used = r.prompt_tokens;
-        s.committed = r.prompt_tokens;
-        s.area = area;
-
-        reserved_tokens_ += capacity;
-        used_tokens_ += s.used;
-        ++live_;
-        ++stats_.admissions;
-        if (area == safety_area) {
-            ++stats_.safety_pool_admissions;
-            safety_reserved_tokens_ += capacity;
-        }
-        note_peaks();
-        return slots_.handle(index);
+    /// Admits again a request that was preempted (its lease abandoned) after generating
+    /// `generated` tokens: the new lease holds prompt + generated tokens on return, and is
+    /// reserved as admit() reserves for a request whose prompt is that long and which may
+    /// generate max_new_tokens - generated more.
+    ///
+    /// The allocator remembers `original`, so that release(l, total), where `total` counts every
+    /// token the request generated before and after the preemption, teaches the predictor
+    /// observe(original, total) and the bucket policy the request's peak demand: a preempted
+    /// request teaches exactly what it would have taught had it never been preempted. Engines
+    /// need no bookkeeping of their own beyond the count of generated tokens.
+    ///
+    /// errc::invalid_request: as admit() for `original`, or generated >= max_new_tokens
+    ///                        (nothing left to generate), or prompt + generated >= max_tokens.
+    /// errc::no_memory:       no free extent is large enough right now.
+    result<lease> resume(const request& original, std::uint32_t generated) {
+        if (!detail::resumable(original, generated, cfg_.max_tokens)) return refuse_request();
+        request resumed = original;
+        resumed.prompt_tokens += generated;
+        resumed.max_new_tokens -= generated;
+        auto l = place(resumed, original);
+        if (l) ++stats_.resumptions;
+        return l;
     }
 
     /// Makes `l` hold `total_tokens` tokens (prompt + generated so far).
@@ -171,10 +152,7 @@ public:
     result<growth> extend(const lease& l, std::uint32_t total_tokens) {
         slot* s = find(l);
         if (!s) return reject_lease();
-        if (total_tokens == 0 || total_tokens > cfg_.max_tokens) {
-            ++stats_.rejected.invalid_request;
-            return errc::invalid_request;
-        }
+        if (!detail::valid_total(total_tokens, cfg_.max_tokens)) return refuse_request();
         if (total_tokens <= s->capacity) {
             if (!commit_through(*s, total_tokens)) return extend_no_memory();
             set_used(*s, total_tokens);
@@ -201,7 +179,8 @@ public:
     }
 
     /// Frees `l` and teaches the predictor and bucket policy that the request generated
-    /// `generated_tokens` tokens. Every copy of `l` is stale afterwards.
+    /// `generated_tokens` tokens in all (for a resumed lease, before and after its preemption:
+    /// see resume()). Every copy of `l` is stale afterwards.
     ///
     /// errc::invalid_lease: `l` is not live in this allocator (released twice, foreign, ...).
     result<void> release(const lease& l, std::uint32_t generated_tokens) {
@@ -221,8 +200,8 @@ public:
         return {};
     }
 
-    /// Frees `l` without teaching the policies anything: for requests that were preempted or
-    /// cancelled, whose final length is unknown.
+    /// Frees `l` without teaching the policies anything: for requests that were preempted (and
+    /// may come back through resume()) or cancelled, whose final length is unknown.
     result<void> abandon(const lease& l) {
         slot* s = find(l);
         if (!s) return reject_lease();
@@ -264,14 +243,27 @@ public:
         }
     }
 
+    /// Calls f(byte_offset, bytes) for the runs of `l`'s used tokens in `plane`, in token order:
+    /// a contiguous lease is one run (the same walk odma::paged gives block by block, so a cost
+    /// model or a kernel launcher can treat both alike).
+    ///
+    /// errc::invalid_lease for a lease that is not live, invalid_request for a plane out of range.
+    template <class F>
+    result<void> for_each_run(const lease& l, std::uint32_t plane, F&& f) const {
+        const slot* s = find(l);
+        if (!s) return reject_lease();
+        if (plane >= cfg_.planes) return errc::invalid_request;
+        f(byte_offset(plane, areas_[s->area].offset(s->block)),
+          std::size_t(s->used) * cfg_.bytes_per_plane_token());
+        return {};
+    }
+
     /// Counters and current occupancy. Refreshes the derived figures (free space,
     /// fragmentation), which walks one TLSF bin: cheap, but not meant for every token.
     const odma::stats& stats() const {
-        stats_.reserved_bytes = bytes(reserved_tokens_);
-        stats_.used_bytes = bytes(used_tokens_);
+        occupancy_.report(stats_);
         stats_.safety_pool_reserved_bytes = bytes(safety_reserved_tokens_);
         stats_.free_bytes = stats_.arena_bytes - stats_.reserved_bytes;
-        stats_.live_leases = live_;
         const auto& general = areas_[general_area];
         const std::uint32_t largest = general.largest_free();
         stats_.largest_free_bytes = bytes(largest);
@@ -287,14 +279,14 @@ public:
     result<void> check() const {
         for (const auto& heap : areas_)
             if (auto r = heap.check(); !r) return r;
-        if (areas_[general_area].length() + areas_[safety_area].length() != plane_tokens_)
+        if (areas_[general_area].length() + areas_[safety_area].length() != layout_.plane_tokens)
             return errc::invariant_violation;
 
         struct extent {
             std::uint64_t begin, end;
         };
         std::vector<extent> extents;
-        extents.reserve(live_);
+        extents.reserve(occupancy_.live());
         std::uint64_t reserved = 0, used = 0, safety_reserved = 0;
         std::uint64_t area_reserved[2] = {0, 0};
         std::size_t live = 0;
@@ -316,7 +308,7 @@ public:
         std::sort(extents.begin(), extents.end(),
                   [](const extent& a, const extent& b) { return a.begin < b.begin; });
         for (std::size_t i = 0; i < extents.size(); ++i) {
-            if (extents[i].end > plane_tokens_) return errc::invariant_violation;
+            if (extents[i].end > layout_.plane_tokens) return errc::invariant_violation;
             if (i && extents[i].begin < extents[i - 1].end) return errc::invariant_violation;
         }
         // Allocated blocks are exactly the live leases: nothing leaked, nothing double-counted.
@@ -329,8 +321,8 @@ public:
                 areas_[a].free_units() + area_reserved[a] != areas_[a].length())
                 return errc::invariant_violation;
         }
-        if (reserved != reserved_tokens_ || used != used_tokens_ ||
-            safety_reserved != safety_reserved_tokens_ || live != live_)
+        if (reserved != occupancy_.reserved_tokens() || used != occupancy_.used_tokens() ||
+            safety_reserved != safety_reserved_tokens_ || live != occupancy_.live())
             return errc::invariant_violation;
         return {};
     }
@@ -344,15 +336,59 @@ public:
     const M& backing() const noexcept { return backing_; }
 
     /// Token slots per plane: general area + safety pool.
-    std::uint32_t capacity_tokens() const noexcept { return plane_tokens_; }
+    std::uint32_t capacity_tokens() const noexcept { return layout_.plane_tokens; }
     /// Token slots of the safety pool (they follow the general area).
     std::uint32_t safety_pool_tokens() const noexcept { return areas_[safety_area].length(); }
     /// Byte offset in the backing of token `token` of plane `plane`.
     std::size_t byte_offset(std::uint32_t plane, std::size_t token) const noexcept {
-        return (std::size_t(plane) * plane_tokens_ + token) * cfg_.bytes_per_plane_token();
+        return layout_.byte_offset(plane, token);
     }
 
 private:
+    // Admits `r` (what the predictor and placement see) and stores `stored` with the lease (what
+    // release() teaches the policies): the same request for admit(), the original one for
+    // resume(). `stored` has the same limit (prompt + max_new_tokens) as `r`.
+    result<lease> place(const request& r, const request& stored) {
+        if (!detail::admissible(r, cfg_.max_tokens)) return refuse_request();
+        const std::uint32_t limit = request_limit(r);
+        const prediction pred = predictor_.predict(r);
+        const std::uint32_t want_new =
+            std::clamp<std::uint32_t>(pred.quantile(1.0 - cfg_.overflow_risk), 1, r.max_new_tokens);
+        const std::uint32_t need = std::min<std::uint32_t>(limit, r.prompt_tokens + want_new);
+        const std::uint32_t bucket = bucket_for(need);
+        const std::uint32_t capacity = std::max(need, std::min(bucket, limit));
+
+        const std::uint32_t index = slots_.reserve();  // may throw; nothing changed yet
+        const auto [area, block] = allocate(capacity, bucket >= buckets_.max_tokens());
+        if (block == no_block) {
+            ++stats_.rejected.admit_no_memory;
+            return errc::no_memory;
+        }
+        const std::uint32_t offset = areas_[area].offset(block);
+        if (!commit_or_free(area, block, offset, r.prompt_tokens)) {
+            ++stats_.rejected.admit_no_memory;
+            return errc::no_memory;
+        }
+
+        slot& s = slots_.take(index);
+        s.req = stored;
+        s.block = block;
+        s.capacity = capacity;
+        s.asked = need;
+        s.used = r.prompt_tokens;
+        s.committed = r.prompt_tokens;
+        s.area = area;
+
+        occupancy_.add_lease(capacity, s.used);
+        ++stats_.admissions;
+        if (area == safety_area) {
+            ++stats_.safety_pool_admissions;
+            safety_reserved_tokens_ += capacity;
+        }
+        occupancy_.note_peaks(stats_);
+        return slots_.handle(index);
+    }
+
     static constexpr std::uint8_t general_area = 0;
     static constexpr std::uint8_t safety_area = 1;
     static constexpr auto no_block = detail::extent_heap::no_block;
@@ -403,6 +439,10 @@ private:
     slot* find(const lease& l) noexcept { return slots_.find(l); }
     const slot* find(const lease& l) const noexcept { return slots_.find(l); }
 
+    errc refuse_request() const noexcept {
+        ++stats_.rejected.invalid_request;
+        return errc::invalid_request;
+    }
     errc reject_lease() const noexcept {
         ++stats_.rejected.invalid_lease;
         return errc::invalid_lease;
@@ -416,23 +456,31 @@ private:
         auto& heap = areas_[s.area];
         decommit_tokens(heap.offset(s.block), s.committed);
         heap.free(s.block);
-        reserved_tokens_ -= s.capacity;
-        used_tokens_ -= s.used;
+        occupancy_.remove_lease(s.capacity, s.used);
         if (s.area == safety_area) safety_reserved_tokens_ -= s.capacity;
-        --live_;
         s.req = request{};
         s.block = no_block;
         s.capacity = s.used = s.committed = 0;
         slots_.release(s);
     }
 
+    // Where a new region goes: the general area when it has room, else the safety pool when
+    // `may_use_pool`. Admissions may use the pool only for largest-bucket requests (the pool is
+    // for requests that outgrow their prediction, and a request that asks for the largest
+    // bucket cannot be under-predicted); a migrating lease always may, since outgrowing its
+    // bucket is what the pool is for. Returns the area and block, or no_block.
+    struct placement {
+        std::uint8_t area;
+        detail::extent_heap::block_id block;
+    };
+    placement allocate(std::uint32_t tokens, bool may_use_pool) {
+        const auto block = areas_[general_area].allocate(tokens);
+        if (block != no_block || !may_use_pool) return {general_area, block};
+        return {safety_area, areas_[safety_area].allocate(tokens)};
+    }
+
     result<growth> migrate(slot& s, std::uint32_t total_tokens, std::uint32_t target) {
-        std::uint8_t area = general_area;
-        auto block = areas_[general_area].allocate(target);
-        if (block == no_block) {
-            area = safety_area;
-            block = areas_[safety_area].allocate(target);
-        }
+        const auto [area, block] = allocate(target, true);
         if (block == no_block) return extend_no_memory();
         const std::uint32_t from = areas_[s.area].offset(s.block);
         const std::uint32_t to = areas_[area].offset(block);
@@ -452,7 +500,7 @@ private:
         stats_.migrated_bytes += std::uint64_t(s.used) * cfg_.bytes_per_token;
         ++stats_.migrations;
         if (area == safety_area) ++stats_.safety_pool_migrations;
-        reserved_tokens_ += target - s.capacity;
+        occupancy_.add_reserved(std::int64_t(target) - std::int64_t(s.capacity));
         if (s.area == safety_area) safety_reserved_tokens_ -= s.capacity;
         if (area == safety_area) safety_reserved_tokens_ += target;
         s.block = block;
@@ -460,52 +508,25 @@ private:
         s.capacity = target;
         s.committed = total_tokens;
         set_used(s, total_tokens);
-        note_peaks();
         return growth::migrated;
     }
 
     void add_capacity(slot& s, std::uint32_t extra) noexcept {
-        reserved_tokens_ += extra;
+        occupancy_.add_reserved(extra);
         if (s.area == safety_area) safety_reserved_tokens_ += extra;
     }
 
     void set_used(slot& s, std::uint32_t tokens) noexcept {
-        used_tokens_ = used_tokens_ - s.used + tokens;
+        occupancy_.set_used(s.used, tokens);
         s.used = tokens;
-        note_peaks();
+        occupancy_.note_peaks(stats_);
     }
 
-    void note_peaks() noexcept {
-        stats_.peak_live_leases = std::max(stats_.peak_live_leases, live_);
-        stats_.peak_used_bytes = std::max(stats_.peak_used_bytes, bytes(used_tokens_));
-    }
-
-    // Commits tokens [from, to) of the region at `offset` in every plane. On failure, whether
-    // commit() returns false or throws, undoes the planes already committed, then returns false
-    // or rethrows. A no-op for plain backings.
+    // Commits tokens [from, to) of the region at `offset` in every plane, or none of them.
     bool commit_tokens(std::uint32_t offset, std::uint32_t from, std::uint32_t to) {
-        if constexpr (CommittingBacking<M>) {
-            if (to <= from) return true;
-            const std::size_t len = std::size_t(to - from) * cfg_.bytes_per_plane_token();
-            std::uint32_t p = 0;
-            auto undo = [&] {
-                for (std::uint32_t q = 0; q < p; ++q)
-                    backing_.decommit(byte_offset(q, std::size_t(offset) + from), len);
-            };
-            try {
-                for (; p < cfg_.planes; ++p)
-                    if (!backing_.commit(byte_offset(p, std::size_t(offset) + from), len)) {
-                        undo();
-                        return false;
-                    }
-            } catch (...) {
-                undo();
-                throw;
-            }
-        } else {
-            (void)offset, (void)from, (void)to;
-        }
-        return true;
+        if (to <= from) return true;
+        return detail::plane_commit<M>::commit(backing_, layout_, std::size_t(offset) + from,
+                                               to - from);
     }
 
     // Makes the first `tokens` tokens of live slot `s` committed and records it. Plain backings
@@ -536,27 +557,18 @@ private:
     }
 
     void decommit_tokens(std::uint32_t offset, std::uint32_t tokens) noexcept {
-        if constexpr (CommittingBacking<M>) {
-            if (tokens == 0) return;
-            const std::size_t len = std::size_t(tokens) * cfg_.bytes_per_plane_token();
-            for (std::uint32_t p = 0; p < cfg_.planes; ++p)
-                backing_.decommit(byte_offset(p, offset), len);
-        } else {
-            (void)offset, (void)tokens;
-        }
+        detail::plane_commit<M>::decommit(backing_, layout_, offset, tokens);
     }
 
     odma::config cfg_;
     [[no_unique_address]] P predictor_;
     [[no_unique_address]] B buckets_;
     [[no_unique_address]] M backing_;
-    std::uint32_t plane_tokens_ = 0;
+    detail::plane_layout layout_;
     detail::extent_heap areas_[2];
     detail::slot_table<slot> slots_;
-    std::uint64_t reserved_tokens_ = 0;
-    std::uint64_t used_tokens_ = 0;
+    detail::occupancy occupancy_;
     std::uint64_t safety_reserved_tokens_ = 0;
-    std::size_t live_ = 0;
     mutable odma::stats stats_;
 };
 

@@ -1,9 +1,17 @@
 // odma/fwd.hpp - forward declarations, for headers that only name odma types.
+//
+// odma.hpp includes this header before the definitions, so every test that includes the
+// umbrella checks that these declarations still agree with the real ones. The class templates
+// constrained by concepts (allocator, paged, synchronized) are not declared here: a forward
+// declaration would have to repeat their constraints.
 #pragma once
+
+#include <cstdint>
 
 namespace odma {
 
 enum class errc : int;
+enum class growth : std::uint8_t;
 template <class T>
 class result;
 template <class Pointer>
@@ -14,13 +22,10 @@ class lease;
 struct region;
 class prediction;
 struct stats;
-template <class Allocator>
-class synchronized;
 
 namespace predict {
 struct constant;
 class oracle;
-// Learned predictors.
 struct training_sample;
 class length_classes;
 class length_distribution;
@@ -36,26 +41,26 @@ class callable;
 
 namespace bucket {
 class fixed;
-// Learned buckets.
 struct online_histogram_options;
 class online_histogram;
 }  // namespace bucket
 
+namespace memory {
+struct memory_model;
+struct access_report;
+class accountant;
+}  // namespace memory
+
 namespace backing {
 class host;
-// Device backings. Each lives in its own header; the vendor ones exist only where
-// their toolkit's header is found (see docs/install.md).
 class host_vmm;
+class placement_only;
+struct commit_counters;
+// The device backings exist only where their toolkit's header is found (docs/install.md).
 class cuda;
 class cuda_vmm;
 class cnrt;
 class cndrv_vmm;
-struct commit_counters;
-
-// The DRAM cost model (lpddr_emulated needs <odma/backing/lpddr_emulated.hpp>)
-struct memory_model;
-struct access_report;
-class simulated;
 }  // namespace backing
 
 }  // namespace odma

@@ -1,10 +1,18 @@
-// odma/lease.hpp - the handle to one request's KV region, and how a region grew.
+// odma/lease.hpp - the handle to one request's KV memory.
 #pragma once
 
-#include <cstddef>
+// growth and region lived here before they got headers of their own; code that names them
+// after including only this header keeps compiling.
+#include <odma/growth.hpp>
+#include <odma/region.hpp>
+
 #include <cstdint>
 
 namespace odma {
+
+namespace detail {
+struct lease_access;
+}  // namespace detail
 
 /// A handle to a live KV region, returned by allocator::admit.
 ///
@@ -43,7 +51,7 @@ public:
     friend constexpr bool operator==(const lease&, const lease&) noexcept = default;
 
 private:
-    friend struct lease_access;
+    friend struct detail::lease_access;
 
     constexpr lease(std::uint64_t owner, std::uint32_t slot, std::uint32_t generation) noexcept
         : owner_(owner), slot_(slot), generation_(generation) {}
@@ -51,32 +59,6 @@ private:
     std::uint64_t owner_ = 0;       // allocator instance id; 0 = empty
     std::uint32_t slot_ = 0;        // index into the allocator's lease table
     std::uint32_t generation_ = 0;  // slot generation at admission; bumps on release
-};
-
-/// Internal access to a lease's fields for odma's own containers. Not part of the public API.
-struct lease_access {
-    static constexpr lease make(std::uint64_t owner, std::uint32_t slot,
-                                std::uint32_t generation) noexcept {
-        return lease(owner, slot, generation);
-    }
-    static constexpr std::uint64_t owner(const lease& l) noexcept { return l.owner_; }
-    static constexpr std::uint32_t slot(const lease& l) noexcept { return l.slot_; }
-    static constexpr std::uint32_t generation(const lease& l) noexcept { return l.generation_; }
-};
-
-/// What allocator::extend had to do to give a lease the requested number of tokens.
-enum class growth : std::uint8_t {
-    unchanged,  ///< the tokens already fit in the lease's reservation
-    in_place,   ///< the region grew into free space right after it; the address is unchanged
-    migrated,   ///< the live tokens were copied to a larger region; call data() again
-};
-
-/// Where a live lease sits, for engines, simulators and cost models.
-struct region {
-    std::size_t offset_tokens = 0;  ///< first token of the region within each plane
-    std::uint32_t capacity = 0;     ///< tokens reserved
-    std::uint32_t used = 0;         ///< tokens held (prompt + generated so far)
-    bool in_safety_pool = false;    ///< the region lies in the safety pool
 };
 
 }  // namespace odma

@@ -18,8 +18,12 @@
 
 #include <odma/concepts.hpp>
 #include <odma/config.hpp>
+#include <odma/detail/occupancy.hpp>
+#include <odma/detail/plane_layout.hpp>
+#include <odma/detail/request_checks.hpp>
 #include <odma/detail/slot_table.hpp>
 #include <odma/errc.hpp>
+#include <odma/growth.hpp>
 #include <odma/lease.hpp>
 #include <odma/request.hpp>
 #include <odma/result.hpp>
@@ -113,6 +117,8 @@ public:
                                               " blocks, less than one max_tokens sequence (" +
                                               std::to_string(blocks_for(cfg_.max_tokens)) + ")");
         blocks_ = static_cast<std::uint32_t>(blocks);
+        layout_ = {cfg_.planes, blocks_ * cfg_.block_tokens, cfg_.bytes_per_plane_token()};
+        occupancy_ = detail::occupancy(cfg_.bytes_per_token);
         watermark_blocks_ = static_cast<std::uint32_t>(double(blocks_) * cfg_.watermark);
         free_.reset(blocks_);
         stats_.arena_bytes = blocks * block_bytes;
@@ -128,28 +134,23 @@ public:
     ///                        max_tokens.
     /// errc::no_memory:       fewer free blocks than the prompt needs plus the watermark.
     result<lease> admit(const request& r) {
-        if (r.prompt_tokens == 0 || r.max_new_tokens == 0 || r.prompt_tokens >= cfg_.max_tokens) {
-            ++stats_.rejected.invalid_request;
-            return errc::invalid_request;
-        }
-        const std::uint32_t need = blocks_for(r.prompt_tokens);
-        if (std::uint64_t(need) + watermark_blocks_ > free_.size()) {
-            ++stats_.rejected.admit_no_memory;
-            return errc::no_memory;
-        }
-        const std::uint32_t index = slots_.reserve();  // may throw; nothing changed yet
-        slots_[index].table.reserve(need);             // may throw; still nothing changed
-        slot& s = slots_.take(index);
-        s.req = r;
-        s.used = r.prompt_tokens;
-        for (std::uint32_t i = 0; i < need; ++i)
-            s.table.push_back(free_.take(cfg_.order));
-        allocated_blocks_ += need;
-        used_tokens_ += s.used;
-        ++live_;
-        ++stats_.admissions;
-        note_peaks();
-        return slots_.handle(index);
+        if (!detail::admissible(r, cfg_.max_tokens)) return refuse_request();
+        return place(r.prompt_tokens);
+    }
+
+    /// Admits again a request that was preempted after generating `generated` tokens: takes
+    /// the blocks for prompt + generated tokens. A paged allocator learns nothing, so `original`
+    /// is only checked; the call exists so that engines drive both allocators alike (see
+    /// allocator::resume).
+    ///
+    /// errc::invalid_request: as admit() for `original`, or generated >= max_new_tokens, or
+    ///                        prompt + generated >= max_tokens.
+    /// errc::no_memory:       fewer free blocks than that needs plus the watermark.
+    result<lease> resume(const request& original, std::uint32_t generated) {
+        if (!detail::resumable(original, generated, cfg_.max_tokens)) return refuse_request();
+        auto l = place(original.prompt_tokens + generated);
+        if (l) ++stats_.resumptions;
+        return l;
     }
 
     /// Makes `l` hold `total_tokens` tokens. growth::unchanged when its blocks already have
@@ -162,10 +163,7 @@ public:
     result<growth> extend(const lease& l, std::uint32_t total_tokens) {
         slot* s = find(l);
         if (!s) return reject_lease();
-        if (total_tokens == 0 || total_tokens > cfg_.max_tokens) {
-            ++stats_.rejected.invalid_request;
-            return errc::invalid_request;
-        }
+        if (!detail::valid_total(total_tokens, cfg_.max_tokens)) return refuse_request();
         const std::uint32_t need = blocks_for(total_tokens);
         const auto have = static_cast<std::uint32_t>(s->table.size());
         if (need <= have) {
@@ -177,9 +175,11 @@ public:
             return errc::no_memory;
         }
         s->table.reserve(need);  // may throw before anything changed
-        for (std::uint32_t i = have; i < need; ++i)
-            s->table.push_back(free_.take(cfg_.order));
-        allocated_blocks_ += need - have;
+        if (!take_blocks(s->table, need - have)) {
+            ++stats_.rejected.extend_no_memory;
+            return errc::no_memory;
+        }
+        occupancy_.add_reserved(std::int64_t(need - have) * cfg_.block_tokens);
         set_used(*s, total_tokens);
         ++stats_.in_place_growths;
         return growth::in_place;
@@ -265,11 +265,9 @@ public:
     /// tokens. A paged arena has no safety pool and no external fragmentation (any free block
     /// serves any request), so those fields are 0 and largest_free_bytes equals free_bytes.
     const odma::stats& stats() const {
-        stats_.reserved_bytes = block_bytes(allocated_blocks_);
-        stats_.used_bytes = std::size_t(used_tokens_) * cfg_.bytes_per_token;
+        occupancy_.report(stats_);
         stats_.free_bytes = stats_.arena_bytes - stats_.reserved_bytes;
         stats_.largest_free_bytes = stats_.free_bytes;
-        stats_.live_leases = live_;
         return stats_;
     }
 
@@ -305,7 +303,8 @@ public:
             ++live;
         }
         if (std::count(owner.begin(), owner.end(), unseen) != 0) return errc::invariant_violation;
-        if (allocated != allocated_blocks_ || used != used_tokens_ || live != live_ ||
+        if (allocated * cfg_.block_tokens != occupancy_.reserved_tokens() ||
+            used != occupancy_.used_tokens() || live != occupancy_.live() ||
             allocated + free_.size() != blocks_)
             return errc::invariant_violation;
         return {};
@@ -319,17 +318,16 @@ public:
     std::uint32_t capacity_blocks() const noexcept { return blocks_; }
     std::uint32_t free_blocks() const noexcept { return free_.size(); }
     /// Token slots per plane (capacity_blocks() x block_tokens).
-    std::uint32_t capacity_tokens() const noexcept { return blocks_ * cfg_.block_tokens; }
+    std::uint32_t capacity_tokens() const noexcept { return layout_.plane_tokens; }
     /// Byte offset in the backing of token slot `token` (block x block_tokens + i) of `plane`.
     std::size_t byte_offset(std::uint32_t plane, std::size_t token) const noexcept {
-        return (std::size_t(plane) * capacity_tokens() + token) * cfg_.bytes_per_plane_token();
+        return layout_.byte_offset(plane, token);
     }
 
 private:
     static constexpr std::uint32_t no_slot = std::numeric_limits<std::uint32_t>::max();
 
     struct slot {
-        request req{};
         std::vector<block_id> table;  // keeps its capacity across reuse of the slot
         std::uint32_t used = 0;
         std::uint32_t generation = 1;  // 0 is never a live generation
@@ -360,6 +358,12 @@ private:
             ring_[wrap(head_ + size_)] = b;
             ++size_;
         }
+        /// Undoes take(order): `b` becomes again the block the next take(order) returns.
+        void give_front(block_id b, free_order order) noexcept {
+            if (order == free_order::fifo) head_ = wrap(head_ + ring_.size() - 1);
+            ring_[order == free_order::fifo ? head_ : wrap(head_ + size_)] = b;
+            ++size_;
+        }
 
     private:
         std::uint32_t wrap(std::uint64_t i) const noexcept {
@@ -374,9 +378,65 @@ private:
         return static_cast<std::uint32_t>((std::uint64_t(tokens) + cfg_.block_tokens - 1) /
                                           cfg_.block_tokens);
     }
-    std::size_t block_bytes(std::uint64_t blocks) const noexcept {
-        return std::size_t(blocks) * cfg_.block_tokens * cfg_.bytes_per_token;
+
+    // Takes the blocks for a new lease's first `tokens` tokens and makes the lease.
+    result<lease> place(std::uint32_t tokens) {
+        const std::uint32_t need = blocks_for(tokens);
+        if (std::uint64_t(need) + watermark_blocks_ > free_.size()) {
+            ++stats_.rejected.admit_no_memory;
+            return errc::no_memory;
+        }
+        const std::uint32_t index = slots_.reserve();  // may throw; nothing changed yet
+        slots_[index].table.reserve(need);             // may throw; still nothing changed
+        if (!take_blocks(slots_[index].table, need)) {
+            ++stats_.rejected.admit_no_memory;
+            return errc::no_memory;
+        }
+        slot& s = slots_.take(index);
+        s.used = tokens;
+        occupancy_.add_lease(std::uint64_t(need) * cfg_.block_tokens, s.used);
+        ++stats_.admissions;
+        occupancy_.note_peaks(stats_);
+        return slots_.handle(index);
     }
+
+    // Appends `count` free blocks to `table` (which has the capacity) and commits them in every
+    // plane on a CommittingBacking. All or nothing: when a commit fails (false) the blocks taken
+    // so far go back to the free list and it returns false; when it throws, the same, then it
+    // rethrows.
+    bool take_blocks(std::vector<block_id>& table, std::uint32_t count) {
+        const std::size_t first = table.size();
+        auto give_back = [&] {
+            while (table.size() > first) {
+                const block_id b = table.back();
+                table.pop_back();
+                detail::plane_commit<M>::decommit(backing_, layout_, first_slot(b),
+                                                  cfg_.block_tokens);
+                free_.give_front(b, cfg_.order);
+            }
+        };
+        for (std::uint32_t i = 0; i < count; ++i) {
+            const block_id b = free_.take(cfg_.order);
+            bool ok = false;
+            try {
+                ok = detail::plane_commit<M>::commit(backing_, layout_, first_slot(b),
+                                                     cfg_.block_tokens);
+            } catch (...) {
+                free_.give_front(b, cfg_.order);
+                give_back();
+                throw;
+            }
+            if (!ok) {
+                free_.give_front(b, cfg_.order);
+                give_back();
+                return false;
+            }
+            table.push_back(b);
+        }
+        return true;
+    }
+
+    std::size_t first_slot(block_id b) const noexcept { return std::size_t(b) * cfg_.block_tokens; }
     std::size_t slot_of(const slot& s, std::uint32_t token) const noexcept {
         return std::size_t(s.table[token / cfg_.block_tokens]) * cfg_.block_tokens +
                token % cfg_.block_tokens;
@@ -384,6 +444,10 @@ private:
 
     slot* find(const lease& l) noexcept { return slots_.find(l); }
     const slot* find(const lease& l) const noexcept { return slots_.find(l); }
+    errc refuse_request() const noexcept {
+        ++stats_.rejected.invalid_request;
+        return errc::invalid_request;
+    }
     errc reject_lease() const noexcept {
         ++stats_.rejected.invalid_lease;
         return errc::invalid_lease;
@@ -391,38 +455,31 @@ private:
 
     void free_slot(slot& s) noexcept {
         // Tail first, as vLLM v1 queues a finished request's blocks.
-        for (auto it = s.table.rbegin(); it != s.table.rend(); ++it)
+        for (auto it = s.table.rbegin(); it != s.table.rend(); ++it) {
+            detail::plane_commit<M>::decommit(backing_, layout_, first_slot(*it),
+                                              cfg_.block_tokens);
             free_.give(*it);
-        allocated_blocks_ -= s.table.size();
-        used_tokens_ -= s.used;
-        --live_;
+        }
+        occupancy_.remove_lease(std::uint64_t(s.table.size()) * cfg_.block_tokens, s.used);
         s.table.clear();
-        s.req = request{};
         s.used = 0;
         slots_.release(s);
     }
 
     void set_used(slot& s, std::uint32_t tokens) noexcept {
-        used_tokens_ = used_tokens_ - s.used + tokens;
+        occupancy_.set_used(s.used, tokens);
         s.used = tokens;
-        note_peaks();
-    }
-
-    void note_peaks() noexcept {
-        stats_.peak_live_leases = std::max(stats_.peak_live_leases, live_);
-        stats_.peak_used_bytes =
-            std::max(stats_.peak_used_bytes, std::size_t(used_tokens_) * cfg_.bytes_per_token);
+        occupancy_.note_peaks(stats_);
     }
 
     paged_config cfg_;
     [[no_unique_address]] M backing_;
     std::uint32_t blocks_ = 0;
+    detail::plane_layout layout_;
     std::uint32_t watermark_blocks_ = 0;
     free_list free_;
     detail::slot_table<slot> slots_;
-    std::uint64_t allocated_blocks_ = 0;
-    std::uint64_t used_tokens_ = 0;
-    std::size_t live_ = 0;
+    detail::occupancy occupancy_;
     mutable odma::stats stats_;
 };
 

@@ -1,6 +1,8 @@
 // odma/request.hpp - what the serving engine knows about a request when it admits it.
 #pragma once
 
+#include <odma/support/hash.hpp>
+
 #include <cstdint>
 #include <string_view>
 
@@ -23,8 +25,17 @@ struct request {
     /// Prompt text for predictors that read it; may be empty.
     std::string_view prompt_text{};
     /// Optional request class (model name hash, tenant, endpoint...) for predictors to
-    /// condition on. 0 means "no class".
+    /// condition on. 0 means "no class". tag_of() turns a name into one.
     std::uint32_t tag = 0;
 };
+
+/// The request::tag for a class name: a fixed 32-bit hash (64-bit FNV-1a folded), the same on
+/// every platform and in every odma tool; 0 ("no class") for an empty name and never otherwise.
+constexpr std::uint32_t tag_of(std::string_view name) noexcept {
+    if (name.empty()) return 0;
+    const std::uint64_t h = support::fnv1a(name);
+    const auto folded = static_cast<std::uint32_t>(h ^ (h >> 32));
+    return folded ? folded : 1;
+}
 
 }  // namespace odma

@@ -30,7 +30,8 @@ struct stats {
     // --- history ----------------------------------------------------------------------------
     std::size_t peak_live_leases = 0;
     std::size_t peak_used_bytes = 0;
-    std::uint64_t admissions = 0;              ///< successful admit() calls
+    std::uint64_t admissions = 0;              ///< successful admit() and resume() calls
+    std::uint64_t resumptions = 0;             ///< of which resume() (preempted requests)
     std::uint64_t releases = 0;                ///< successful release() calls
     std::uint64_t in_place_growths = 0;        ///< extend() that grew without moving
     std::uint64_t migrations = 0;              ///< extend() that copied to a new region

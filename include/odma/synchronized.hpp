@@ -2,7 +2,10 @@
 #pragma once
 
 #include <odma/config.hpp>
+#include <odma/growth.hpp>
+#include <odma/kv_allocator.hpp>
 #include <odma/lease.hpp>
+#include <odma/region.hpp>
 #include <odma/request.hpp>
 #include <odma/result.hpp>
 #include <odma/stats.hpp>
@@ -15,8 +18,16 @@
 
 namespace odma {
 
-/// Wraps an allocator (odma::allocator<P, B, M> or anything with its interface) so that
-/// several threads may call it: every call holds one std::mutex.
+/// An allocator whose leases are single regions with a safety pool beside them
+/// (odma::allocator): synchronized forwards region_of() and safety_pool_tokens() only for these.
+template <class A>
+concept has_regions = requires(const A& a, const lease& l) {
+    { a.region_of(l) } -> std::same_as<result<region>>;
+    { a.safety_pool_tokens() } -> std::convertible_to<std::uint32_t>;
+};
+
+/// Wraps a KvAllocator (odma::allocator<P, B, M>, odma::paged<M>, see kv_allocator.hpp) so
+/// that several threads may call it: every call holds one std::mutex.
 ///
 /// One mutex, not shards: one mutex sustains tens of millions of calls per second, far more
 /// than an engine issues even when several threads admit, and splitting the arena into
@@ -29,19 +40,21 @@ namespace odma {
 ///  - The policies and the backing are reached through locked(f), which calls f(allocator&)
 ///    under the lock. locked() is also how to batch calls, e.g. all extends of one decode step
 ///    under one lock acquisition.
-///  - for_each_live() runs its callback under the lock; the callback must not call back into
-///    this object (it would deadlock).
+///  - for_each_live() and for_each_run() run their callback under the lock; the callback must
+///    not call back into this object (it would deadlock).
+///  - backing() is not offered: reach it through locked().
 ///  - config(), capacity_tokens(), safety_pool_tokens() and byte_offset() take no lock: they
 ///    read what the constructor fixed.
 ///
 /// A pointer from data() stays valid until its lease is extended (a migration moves it) or
 /// freed, by whichever thread does so. Engines should extend and release a lease from one
 /// thread at a time, as they use its memory anyway.
-template <class Allocator>
+template <KvAllocator Allocator>
 class synchronized {
 public:
     using allocator_type = Allocator;
     using pointer = typename Allocator::pointer;
+    using backing_type = typename Allocator::backing_type;
 
     /// Builds the wrapped allocator in place from its constructor's arguments.
     template <class... Args>
@@ -54,6 +67,10 @@ public:
     result<lease> admit(const request& r) {
         const std::lock_guard lock(mutex_);
         return inner_.admit(r);
+    }
+    result<lease> resume(const request& original, std::uint32_t generated) {
+        const std::lock_guard lock(mutex_);
+        return inner_.resume(original, generated);
     }
     result<growth> extend(const lease& l, std::uint32_t total_tokens) {
         const std::lock_guard lock(mutex_);
@@ -71,9 +88,16 @@ public:
         const std::lock_guard lock(mutex_);
         return inner_.data(l, plane);
     }
-    result<odma::region> region_of(const lease& l) const {
+    /// Only for allocators with contiguous regions (odma::allocator).
+    result<odma::region> region_of(const lease& l) const requires has_regions<Allocator> {
         const std::lock_guard lock(mutex_);
         return inner_.region_of(l);
+    }
+    /// Calls f(byte_offset, bytes) for each run of `l` in `plane`, under the lock.
+    template <class F>
+    result<void> for_each_run(const lease& l, std::uint32_t plane, F&& f) const {
+        const std::lock_guard lock(mutex_);
+        return inner_.for_each_run(l, plane, std::forward<F>(f));
     }
     bool is_live(const lease& l) const {
         const std::lock_guard lock(mutex_);
@@ -88,7 +112,7 @@ public:
         const std::lock_guard lock(mutex_);
         return inner_.check();
     }
-    /// Calls f(const lease&, const odma::region&) for every live lease, under the lock.
+    /// Calls the wrapped allocator's for_each_live(f) under the lock.
     template <class F>
     void for_each_live(F&& f) const {
         const std::lock_guard lock(mutex_);
@@ -108,9 +132,12 @@ public:
         return std::forward<F>(f)(inner_);
     }
 
-    const odma::config& config() const noexcept { return inner_.config(); }
+    const auto& config() const noexcept { return inner_.config(); }
     std::uint32_t capacity_tokens() const noexcept { return inner_.capacity_tokens(); }
-    std::uint32_t safety_pool_tokens() const noexcept { return inner_.safety_pool_tokens(); }
+    /// Only for allocators with a safety pool (odma::allocator).
+    std::uint32_t safety_pool_tokens() const noexcept requires has_regions<Allocator> {
+        return inner_.safety_pool_tokens();
+    }
     std::size_t byte_offset(std::uint32_t plane, std::size_t token) const noexcept {
         return inner_.byte_offset(plane, token);
     }

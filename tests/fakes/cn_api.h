@@ -99,22 +99,21 @@ typedef struct cn_mem_allocation_prop {
     } allocFlags;
 } CNmemAllocationProp;
 
-CNresult cnGetErrorString(CNresult error, const char **pStr);
-CNresult cnDeviceGet(CNdev *pdev, int ordinal);
-CNresult cnDeviceGetAttribute(int *pi, CNdevice_attribute attrib, CNdev dev);
+CNresult cnGetErrorString(CNresult error, const char** pStr);
+CNresult cnDeviceGet(CNdev* pdev, int ordinal);
+CNresult cnDeviceGetAttribute(int* pi, CNdevice_attribute attrib, CNdev dev);
 
-CNresult cnMemGetAllocationGranularity(cn_uint64_t *granularity, CNmemAllocationProp *prop,
+CNresult cnMemGetAllocationGranularity(cn_uint64_t* granularity, CNmemAllocationProp* prop,
                                        CNmemAllocationGranularity options);
-CNresult cnMemAddressReserve(CNaddr *pmluAddr, cn_uint64_t size, cn_uint64_t alignment,
+CNresult cnMemAddressReserve(CNaddr* pmluAddr, cn_uint64_t size, cn_uint64_t alignment,
                              CNaddr start, cn_uint64_t flags);
 CNresult cnMemAddressFree(CNaddr mluAddr, cn_uint64_t size);
-CNresult cnMemCreate(CNmemGenericAllocationHandle *phandle, cn_uint64_t size,
-                     CNmemAllocationProp *prop, cn_uint64_t flags);
+CNresult cnMemCreate(CNmemGenericAllocationHandle* phandle, cn_uint64_t size,
+                     CNmemAllocationProp* prop, cn_uint64_t flags);
 CNresult cnMemRelease(CNmemGenericAllocationHandle handle);
 CNresult cnMemMap(CNaddr mluAddr, cn_uint64_t size, cn_uint64_t offset,
                   CNmemGenericAllocationHandle handle, cn_uint64_t flags);
-CNresult cnMemSetAccess(CNaddr mluAddr, cn_uint64_t size, CNmemAccessDesc *desc,
-                        cn_uint64_t count);
+CNresult cnMemSetAccess(CNaddr mluAddr, cn_uint64_t size, CNmemAccessDesc* desc, cn_uint64_t count);
 CNresult cnMemUnmap(CNaddr mluAddr, cn_uint64_t size);
 
 #ifdef __cplusplus

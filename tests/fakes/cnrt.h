@@ -52,23 +52,23 @@ typedef enum {
 } cnrtMemTransDir_t;
 
 struct cnrtQueue;
-typedef struct cnrtQueue *cnrtQueue_t;
+typedef struct cnrtQueue* cnrtQueue_t;
 
-const char *cnrtGetErrorStr(cnrtRet_t error);
+const char* cnrtGetErrorStr(cnrtRet_t error);
 
-cnrtRet_t cnrtGetDeviceCount(unsigned int *count);
+cnrtRet_t cnrtGetDeviceCount(unsigned int* count);
 cnrtRet_t cnrtSetDevice(int device);
-cnrtRet_t cnrtGetDevice(int *device);
+cnrtRet_t cnrtGetDevice(int* device);
 
-cnrtRet_t cnrtMalloc(void **ptr, size_t bytes);
-cnrtRet_t cnrtFree(void *ptr);
-cnrtRet_t cnrtMemGetInfo(size_t *free, size_t *total);
-cnrtRet_t cnrtMemset(void *ptr, int value, size_t bytes);
-cnrtRet_t cnrtMemcpy(void *dst, void *src, size_t bytes, cnrtMemTransDir_t dir);
-cnrtRet_t cnrtMemcpyAsync(void *dst, void *src, size_t bytes, cnrtQueue_t queue,
+cnrtRet_t cnrtMalloc(void** ptr, size_t bytes);
+cnrtRet_t cnrtFree(void* ptr);
+cnrtRet_t cnrtMemGetInfo(size_t* free, size_t* total);
+cnrtRet_t cnrtMemset(void* ptr, int value, size_t bytes);
+cnrtRet_t cnrtMemcpy(void* dst, void* src, size_t bytes, cnrtMemTransDir_t dir);
+cnrtRet_t cnrtMemcpyAsync(void* dst, void* src, size_t bytes, cnrtQueue_t queue,
                           cnrtMemTransDir_t dir);
 
-cnrtRet_t cnrtQueueCreate(cnrtQueue_t *queue);
+cnrtRet_t cnrtQueueCreate(cnrtQueue_t* queue);
 cnrtRet_t cnrtQueueSync(cnrtQueue_t queue);
 cnrtRet_t cnrtQueueDestroy(cnrtQueue_t queue);
 

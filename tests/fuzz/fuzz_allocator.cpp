@@ -16,7 +16,9 @@
 
 #include "support/combos.hpp"
 
+#include <odma/kv_allocator.hpp>
 #include <odma/odma.hpp>
+#include <odma/paged.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -75,6 +77,13 @@ const odma::lease& foreign_lease() {
     return l;
 }
 
+/// What the fuzzer knows of a live lease: its request and the tokens it holds.
+struct model_lease {
+    odma::lease handle;
+    std::uint64_t id;
+    std::uint32_t prompt, used, max_new;
+};
+
 /// The token count an extend asks for, decoded from the input: mostly growth by 1-64 tokens,
 /// sometimes any valid size (shrinking included), sometimes an impossible one (0 or past
 /// max_tokens).
@@ -86,18 +95,39 @@ std::uint32_t extend_target(byte_reader& in, std::uint32_t used, std::uint32_t m
 }
 
 /// Every call refuses a handle that is not live in `kv` (stale, foreign, empty, moved-from).
-template <class Allocator>
+template <odma::KvAllocator Allocator>
 void expect_refused(Allocator& kv, const odma::lease& l) {
     FUZZ_CHECK(!kv.is_live(l));
     FUZZ_CHECK(kv.extend(l, 1).error() == errc::invalid_lease);
-    FUZZ_CHECK(kv.data(l).error() == errc::invalid_lease);
+    FUZZ_CHECK(kv.data(l, 0).error() == errc::invalid_lease);
+    FUZZ_CHECK(kv.for_each_run(l, 0, [](std::size_t, std::size_t) {
+                     fail("a run of a dead lease", __LINE__);
+                 }).error() == errc::invalid_lease);
     FUZZ_CHECK(kv.release(l, 1).error() == errc::invalid_lease);
     FUZZ_CHECK(kv.abandon(l).error() == errc::invalid_lease);
     if constexpr (requires { kv.region_of(l); })
         FUZZ_CHECK(kv.region_of(l).error() == errc::invalid_lease);
     if constexpr (requires { kv.used_tokens(l); })
         FUZZ_CHECK(kv.used_tokens(l).error() == errc::invalid_lease);
-    operations += 6;
+    operations += 7;
+}
+
+/// The runs of a live lease tile its used tokens in every plane: their bytes add up to exactly
+/// the tokens it holds, none is empty, and none leaves the plane.
+template <odma::KvAllocator Allocator>
+bool runs_tile(const Allocator& kv, const odma::lease& l, std::uint32_t used, std::uint32_t planes,
+               std::size_t plane_bytes) {
+    for (std::uint32_t p = 0; p < planes; ++p) {
+        std::size_t total = 0;
+        bool ok = true;
+        const auto walked = kv.for_each_run(l, p, [&](std::size_t offset, std::size_t n) {
+            ok = ok && n > 0 && n % plane_bytes == 0 && offset >= kv.byte_offset(p, 0) &&
+                 offset + n <= kv.byte_offset(p + 1, 0);
+            total += n;
+        });
+        if (!walked || !ok || total != std::size_t(used) * plane_bytes) return false;
+    }
+    return true;
 }
 
 template <class Combo>
@@ -143,11 +173,6 @@ void run(byte_reader& in) {
     const std::size_t plane_bytes = cfg.bytes_per_plane_token();
     const std::size_t arena_bytes = kv.stats().arena_bytes;
 
-    struct model_lease {
-        odma::lease handle;
-        std::uint64_t id;
-        std::uint32_t prompt, used;
-    };
     std::vector<model_lease> live;
     std::vector<odma::lease> stale;
     std::uint64_t next_id = 1;
@@ -207,7 +232,7 @@ void run(byte_reader& in) {
                     FUZZ_CHECK(reg.capacity > prompt);  // room for at least one new token
                     FUZZ_CHECK(reg.capacity <= cfg.max_tokens);
                     FUZZ_CHECK(reg.offset_tokens + reg.capacity <= kv.capacity_tokens());
-                    live.push_back({*l, id, prompt, prompt});
+                    live.push_back({*l, id, prompt, prompt, max_new});
                     write(live.back(), 0, prompt);
                 }
                 break;
@@ -261,13 +286,32 @@ void run(byte_reader& in) {
                 if (live.empty()) break;
                 const std::size_t i = in.u8() % live.size();
                 FUZZ_CHECK(intact(live[i], live[i].used));
+                FUZZ_CHECK(runs_tile(kv, live[i].handle, live[i].used, cfg.planes, plane_bytes));
                 const odma::lease l = live[i].handle;
-                const auto done =
-                    op % 8 == 4 ? kv.release(l, live[i].used - live[i].prompt) : kv.abandon(l);
+                const model_lease m = live[i];
+                const auto done = op % 8 == 4 ? kv.release(l, m.used - m.prompt) : kv.abandon(l);
                 ++operations;
                 FUZZ_CHECK(done.has_value());
                 FUZZ_CHECK(!kv.is_live(l));
                 retire(i);
+                if (op % 8 == 5 && in.u8() % 2) {  // preempted: resume it at once
+                    const std::uint32_t generated = m.used > m.prompt ? m.used - m.prompt : 0;
+                    const std::uint32_t tokens = m.prompt + generated;
+                    const odma::request original{
+                        .id = m.id, .prompt_tokens = m.prompt, .max_new_tokens = m.max_new};
+                    auto r = kv.resume(original, generated);
+                    ++operations;
+                    if (generated >= m.max_new || tokens >= cfg.max_tokens) {
+                        FUZZ_CHECK(r.error() == errc::invalid_request);
+                    } else if (!r) {
+                        FUZZ_CHECK(r.error() == errc::no_memory);
+                    } else {
+                        const auto reg = *kv.region_of(*r);
+                        FUZZ_CHECK(reg.used == tokens && reg.capacity > tokens);
+                        live.push_back({*r, m.id, m.prompt, tokens, m.max_new});
+                        write(live.back(), 0, tokens);  // recomputed KV
+                    }
+                }
                 break;
             }
             case 6: {  // a bad handle of some kind
@@ -360,11 +404,6 @@ void run_paged(byte_reader& in) {
     auto blocks_for = [&](std::uint32_t t) { return (t + block - 1) / block; };
     constexpr bool has_bytes = std::is_same_v<typename Combo::allocator_type::pointer, std::byte*>;
 
-    struct model_lease {
-        odma::lease handle;
-        std::uint64_t id;
-        std::uint32_t used;
-    };
     std::vector<model_lease> live;
     std::vector<odma::lease> stale;
     std::uint64_t next_id = 1;
@@ -431,7 +470,7 @@ void run_paged(byte_reader& in) {
                     FUZZ_CHECK(l.has_value());
                     FUZZ_CHECK(kv.blocks(*l)->size() == blocks_for(prompt));
                     FUZZ_CHECK(*kv.used_tokens(*l) == prompt);
-                    live.push_back({*l, next_id, prompt});
+                    live.push_back({*l, next_id, prompt, prompt, max_new});
                     write(live.back(), 0, prompt);
                 }
                 ++next_id;
@@ -477,7 +516,9 @@ void run_paged(byte_reader& in) {
                 if (live.empty()) break;
                 const std::size_t i = in.u8() % live.size();
                 FUZZ_CHECK(intact(live[i]) && runs_match(live[i]));
+                FUZZ_CHECK(runs_tile(kv, live[i].handle, live[i].used, cfg.planes, plane_bytes));
                 const odma::lease l = live[i].handle;
+                const model_lease m = live[i];
                 const auto blocks = kv.blocks(l)->size();
                 const std::uint32_t free_before = kv.free_blocks();
                 FUZZ_CHECK((op % 8 == 4 ? kv.release(l, 1) : kv.abandon(l)).has_value());
@@ -487,6 +528,24 @@ void run_paged(byte_reader& in) {
                 if (stale.size() > 32) stale.erase(stale.begin());
                 live[i] = live.back();
                 live.pop_back();
+                if (op % 8 == 5 && in.u8() % 2) {  // preempted: resume it at once
+                    const std::uint32_t generated = m.used > m.prompt ? m.used - m.prompt : 0;
+                    const std::uint32_t tokens = m.prompt + generated;
+                    const std::uint32_t free_now = kv.free_blocks();
+                    auto r = kv.resume(
+                        {.id = m.id, .prompt_tokens = m.prompt, .max_new_tokens = m.max_new},
+                        generated);
+                    ++operations;
+                    if (generated >= m.max_new || tokens >= cfg.max_tokens) {
+                        FUZZ_CHECK(r.error() == errc::invalid_request);
+                    } else if (blocks_for(tokens) + watermark_blocks > free_now) {
+                        FUZZ_CHECK(r.error() == errc::no_memory);
+                    } else {
+                        FUZZ_CHECK(r.has_value() && *kv.used_tokens(*r) == tokens);
+                        live.push_back({*r, m.id, m.prompt, tokens, m.max_new});
+                        write(live.back(), 0, tokens);
+                    }
+                }
                 break;
             }
             case 6: {  // bad handles, and a plane or token out of range

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -26,7 +27,7 @@ public:
 
     bool commit(std::size_t offset, std::size_t bytes) {
         ++commit_calls;
-        if (refuse_commits) return false;
+        if (refuse_commits || commit_calls > refuse_after_calls) return false;
         for (std::size_t i = offset; i < offset + bytes; ++i) {
             if (refs_.at(i) != 0) throw std::logic_error("byte committed twice");
             refs_[i] = 1;
@@ -43,6 +44,8 @@ public:
     }
 
     bool refuse_commits = false;
+    /// Refuse every commit after this many calls (a device running out part-way).
+    std::size_t refuse_after_calls = std::numeric_limits<std::size_t>::max();
     std::size_t committed = 0;
     std::size_t commit_calls = 0;
 

@@ -23,8 +23,8 @@
 //
 // A second table gives, for several risks, the safe rate without buckets (does the quantile
 // cover what it claims?) and the over-reservation it costs. --json prints both as JSON.
-#include <common/table.hpp>
-#include <common/trace.hpp>
+#include <odma_internal/table.hpp>
+#include <odma_internal/trace.hpp>
 
 #include <odma/bucket/fixed.hpp>
 #include <odma/bucket/online_histogram.hpp>
@@ -33,6 +33,8 @@
 #include <odma/predict/ngram.hpp>
 #include <odma/predict/oracle.hpp>
 #include <odma/predict/prompt_quantile.hpp>
+#include <odma/request.hpp>
+#include <odma/support/hash.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -259,7 +261,7 @@ at_risk allocation(const std::vector<odma::prediction>& preds, const std::vector
     for (std::size_t i = 0; i < n; ++i)
         need[i] = std::clamp<std::uint32_t>(preds[i].quantile(1.0 - risk), 1, cap);
     // Peak-demand buckets, cross-fitted over two folds of prompts.
-    auto fold = [&](std::size_t i) { return odma::detail::mix64(test[i].prompt_id) & 1; };
+    auto fold = [&](std::size_t i) { return odma::support::mix64(test[i].prompt_id) & 1; };
     scheme fitted[2];
     for (int f = 0; f < 2; ++f) {
         std::vector<std::uint32_t> peaks;
@@ -382,13 +384,6 @@ row majority(const std::vector<odma::predict::training_sample>& train,
     return out;
 }
 
-std::uint32_t tag_id(const std::string& tag) {
-    if (tag.empty()) return 0;
-    const auto h = odma::detail::fnv1a(tag);
-    const auto folded = static_cast<std::uint32_t>(h ^ (h >> 32));
-    return folded ? folded : 1;
-}
-
 std::string list(const std::vector<std::uint32_t>& v, const char* separator = " ") {
     std::string out;
     for (const auto x : v)
@@ -446,7 +441,7 @@ report run(const std::string& path, const settings& s) {
                              .prompt_tokens = std::max<std::uint32_t>(r.prompt_tokens, 1),
                              .max_new_tokens = rep.cap,
                              .prompt_text = r.prompt_text,
-                             .tag = rep.tags ? tag_id(r.tag) : 0};
+                             .tag = rep.tags ? odma::tag_of(r.tag) : 0};
     };
     std::vector<odma::predict::training_sample> train;
     for (const auto* r : train_side)

@@ -1,14 +1,13 @@
 // odma-replay: replays a request trace through a continuous-batching serving model with each
 // KV-cache allocation policy on the same device memory, and prints how they compare.
-// See --help, and simulator.hpp / policies.hpp for the model.
-#include "policies.hpp"
-#include "presets.hpp"
-#include "simulator.hpp"
-#include "workload.hpp"
-
-#include <common/svg.hpp>
-#include <common/table.hpp>
-#include <common/trace.hpp>
+// See --help, and odma_internal/replay/serving_engine.hpp and policies.hpp for the model.
+#include <odma_internal/replay/policies.hpp>
+#include <odma_internal/replay/presets.hpp>
+#include <odma_internal/replay/serving_engine.hpp>
+#include <odma_internal/replay/workload.hpp>
+#include <odma_internal/svg.hpp>
+#include <odma_internal/table.hpp>
+#include <odma_internal/trace.hpp>
 
 #include <unistd.h>
 

@@ -11,8 +11,9 @@
 #include <cnrt.h>
 
 #include <odma/backing/commit_counters.hpp>
-#include <odma/detail/cnrt_support.hpp>
-#include <odma/detail/vmm_arena.hpp>
+#include <odma/backing/detail/cnrt_support.hpp>
+#include <odma/backing/detail/device_runtime.hpp>
+#include <odma/backing/detail/vmm_arena.hpp>
 #include <odma/errc.hpp>
 
 #include <cstddef>
@@ -33,6 +34,12 @@ struct cndrv_driver {
     static constexpr const char* set_access_name = "cnMemSetAccess";
     static constexpr const char* unmap_name = "cnMemUnmap";
     static constexpr const char* release_name = "cnMemRelease";
+    static constexpr const char* granularity_name = "cnMemGetAllocationGranularity";
+    static constexpr const char* reserve_name = "cnMemAddressReserve";
+    static constexpr const char* device_noun = "MLU";
+    static constexpr const char* vmm_name = "virtual address management";
+    static constexpr int not_supported = CN_OPS_ERROR_NOT_SUPPORTED;
+    static constexpr int invalid_value = CN_ERROR_INVALID_VALUE;
 
     int device = 0;
     CNmemAllocationProp prop{};
@@ -59,19 +66,58 @@ struct cndrv_driver {
     }
     int free_fallback(std::uint64_t base) noexcept {
         return static_cast<int>(
-            cnrtFree(reinterpret_cast<void*>(static_cast<std::uintptr_t>(base))));
+            cnrt_runtime::free(reinterpret_cast<void*>(static_cast<std::uintptr_t>(base))));
     }
     void on_destroy() noexcept {}
+    int granularity(std::size_t& out, bool recommended) noexcept {
+        cn_uint64_t g = 0;
+        const CNresult r = cnMemGetAllocationGranularity(
+            &g, &prop,
+            recommended ? CN_MEM_ALLOC_GRANULARITY_RECOMMENDED : CN_MEM_ALLOC_GRANULARITY_MINIMUM);
+        out = static_cast<std::size_t>(g);
+        return static_cast<int>(r);
+    }
+    int reserve(std::uint64_t& base, std::size_t size) noexcept {
+        CNaddr p{};
+        const CNresult r = cnMemAddressReserve(&p, size, 0, 0, 0);
+        base = p;
+        return static_cast<int>(r);
+    }
+    int ordinal() const noexcept { return device; }
+    bool supports_vmm() const {
+        CNdev dev{};
+        driver_check<cndrv_driver>(cnDeviceGet(&dev, device), "cnDeviceGet");
+        int supported = 0;
+        driver_check<cndrv_driver>(
+            cnDeviceGetAttribute(&supported,
+                                 CN_DEVICE_ATTRIBUTE_VIRTUAL_ADDRESS_MANAGEMENT_SUPPORTED, dev),
+            "cnDeviceGetAttribute(VIRTUAL_ADDRESS_MANAGEMENT_SUPPORTED)");
+        return supported != 0;
+    }
+    // Default device memory on this MLU, read-write from it.
+    void describe_memory() noexcept {
+        prop.type = CN_MEM_ALLOCATION_TYPE_DEFAULT;
+        prop.location.type = CN_MEM_LOCATION_TYPE_DEVICE;
+        prop.location.id = static_cast<cn_uint32_t>(device);
+        access.location = prop.location;
+        access.accessFlags = CN_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    }
+    // The fallback arena is plain CNRT memory, so its errors are CNRT's (cnrtRet_t).
+    void allocate_whole(std::uint64_t& base, std::size_t bytes) {
+        void* p = nullptr;
+        runtime_check<cnrt_runtime>(cnrt_runtime::malloc(p, bytes), who,
+                                    "fallback cnrtMalloc(" + std::to_string(bytes) +
+                                        " bytes) on MLU " + std::to_string(device) +
+                                        " (no virtual address management)");
+        base = reinterpret_cast<std::uintptr_t>(p);
+    }
 
+    /// "<who>: <what> failed: <cnGetErrorString text> (CNresult <code>)".
     static std::string message(int code, const std::string& what) {
         const char* text = nullptr;
         if (cnGetErrorString(static_cast<CNresult>(code), &text) != CN_SUCCESS || !text)
             text = "unknown CNDrv error";
-        return std::string(who) + ": " + what + " failed: " + text + " (CNresult " +
-               std::to_string(code) + ")";
-    }
-    static void check(CNresult code, const std::string& what) {
-        if (code != CN_SUCCESS) throw device_error(static_cast<int>(code), message(code, what));
+        return failure_message(who, what, nullptr, text, "CNresult", code);
     }
 
     /// Selects the backing's MLU for the scope, restoring the caller's after.
@@ -82,7 +128,7 @@ struct cndrv_driver {
         int code() const noexcept { return static_cast<int>(CN_ERROR_INVALID_DEVICE); }
 
     private:
-        cnrt_device_scope on_;
+        device_scope<cnrt_runtime> on_;
     };
 };
 
@@ -147,93 +193,30 @@ public:
     /// Reserves `bytes` bytes of virtual address space, rounded up to whole granules.
     /// Throws device_error.
     cndrv_vmm(std::size_t bytes, options opts) : queue_(opts.queue) {
-        using driver = detail::cndrv_driver;
-        driver_.device = detail::cnrt_resolve_device(opts.device, driver::who);
+        using runtime = detail::cnrt_runtime;
+        const char* who = detail::cndrv_driver::who;
+        driver_.device = detail::resolve_device<runtime>(opts.device, who);
         activate();
-        detail::cnrt_device_scope on(driver_.device, driver::who);
+        detail::device_scope<runtime> on(driver_.device, who);
         // cnrtSetDevice leaves the context inactive until the runtime is used; cn* calls need
         // it active. The result is ignored: this call's only job is to activate the context,
         // and every driver call below reports its own errors.
         (void)cnrtFree(nullptr);
-
-        CNdev dev{};
-        driver::check(cnDeviceGet(&dev, driver_.device), "cnDeviceGet");
-        int supported = 0;
-        driver::check(
-            cnDeviceGetAttribute(&supported,
-                                 CN_DEVICE_ATTRIBUTE_VIRTUAL_ADDRESS_MANAGEMENT_SUPPORTED, dev),
-            "cnDeviceGetAttribute(VIRTUAL_ADDRESS_MANAGEMENT_SUPPORTED)");
-        driver_.prop.type = CN_MEM_ALLOCATION_TYPE_DEFAULT;
-        driver_.prop.location.type = CN_MEM_LOCATION_TYPE_DEVICE;
-        driver_.prop.location.id = static_cast<cn_uint32_t>(driver_.device);
-        driver_.access.location = driver_.prop.location;
-        driver_.access.accessFlags = CN_MEM_ACCESS_FLAGS_PROT_READWRITE;
-
-        if (supported && reserve(bytes, opts)) return;
-        if (!opts.allow_fallback)
-            throw device_error(static_cast<int>(CN_OPS_ERROR_NOT_SUPPORTED),
-                               std::string(driver::who) + ": MLU " +
-                                   std::to_string(driver_.device) +
-                                   " does not support virtual address management and "
-                                   "options::allow_fallback is false");
-        // Fallback: the whole capacity physically, at once.
-        void* p = nullptr;
-        if (bytes)
-            detail::cnrt_check(cnrtMalloc(&p, bytes), driver::who,
-                               "fallback cnrtMalloc(" + std::to_string(bytes) + " bytes) on MLU " +
-                                   std::to_string(driver_.device) +
-                                   " (no virtual address management)");
-        adopt_fallback(reinterpret_cast<std::uintptr_t>(p), bytes);
+        reserve_or_fallback(bytes, opts);
     }
-
-    cndrv_vmm(cndrv_vmm&&) noexcept = default;
-    cndrv_vmm& operator=(cndrv_vmm&&) noexcept = default;
-
-    int device() const noexcept { return driver_.device; }
 
     /// Device-to-device copy between two committed, non-overlapping ranges; returns when the
     /// copy is complete. Throws device_error.
     void copy(std::size_t dst, std::size_t src, std::size_t bytes) {
         if (bytes == 0) return;
+        using runtime = detail::cnrt_runtime;
         const char* who = detail::cndrv_driver::who;
-        detail::cnrt_device_scope on(driver_.device, who);
-        if (queue_) {
-            detail::cnrt_check(
-                cnrtMemcpyAsync(address(dst), address(src), bytes, queue_, cnrtMemcpyDevToDev), who,
-                "cnrtMemcpyAsync(device to device)");
-            detail::cnrt_check(cnrtQueueSync(queue_), who, "cnrtQueueSync");
-        } else {
-            detail::cnrt_check(cnrtMemcpy(address(dst), address(src), bytes, cnrtMemcpyDevToDev),
-                               who, "cnrtMemcpy(device to device)");
-        }
+        detail::device_scope<runtime> on(driver_.device, who);
+        detail::copy_device_to_device<runtime>(address(dst), address(src), bytes, queue_, true,
+                                               who);
     }
 
 private:
-    // Reserves the address space; false when the driver says VMM is not supported after all.
-    bool reserve(std::size_t bytes, const options& opts) {
-        using driver = detail::cndrv_driver;
-        cn_uint64_t minimum = 0;
-        driver::check(cnMemGetAllocationGranularity(&minimum, &driver_.prop,
-                                                    CN_MEM_ALLOC_GRANULARITY_MINIMUM),
-                      "cnMemGetAllocationGranularity(MINIMUM)");
-        cn_uint64_t recommended = 0;
-        if (!opts.granule_bytes && opts.granule == granularity::recommended)
-            driver::check(cnMemGetAllocationGranularity(&recommended, &driver_.prop,
-                                                        CN_MEM_ALLOC_GRANULARITY_RECOMMENDED),
-                          "cnMemGetAllocationGranularity(RECOMMENDED)");
-        const std::size_t granule = choose_granule(minimum, opts.granule_bytes, recommended,
-                                                   static_cast<int>(CN_ERROR_INVALID_VALUE));
-        const std::size_t reserved = (bytes + granule - 1) / granule * granule;
-        CNaddr base{};
-        if (reserved) {
-            const CNresult r = cnMemAddressReserve(&base, reserved, 0, 0, 0);
-            if (r == CN_OPS_ERROR_NOT_SUPPORTED) return false;
-            driver::check(r, "cnMemAddressReserve(" + std::to_string(reserved) + " bytes)");
-        }
-        adopt_reservation(base, reserved, granule);
-        return true;
-    }
-
     cnrtQueue_t queue_ = nullptr;
 };
 

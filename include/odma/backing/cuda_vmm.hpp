@@ -10,7 +10,8 @@
 #include <cuda.h>
 
 #include <odma/backing/commit_counters.hpp>
-#include <odma/detail/vmm_arena.hpp>
+#include <odma/backing/detail/device_runtime.hpp>
+#include <odma/backing/detail/vmm_arena.hpp>
 #include <odma/errc.hpp>
 
 #include <cstddef>
@@ -29,6 +30,12 @@ struct cuda_driver {
     static constexpr const char* set_access_name = "cuMemSetAccess";
     static constexpr const char* unmap_name = "cuMemUnmap";
     static constexpr const char* release_name = "cuMemRelease";
+    static constexpr const char* granularity_name = "cuMemGetAllocationGranularity";
+    static constexpr const char* reserve_name = "cuMemAddressReserve";
+    static constexpr const char* device_noun = "device";
+    static constexpr const char* vmm_name = "virtual memory management";
+    static constexpr int not_supported = CUDA_ERROR_NOT_SUPPORTED;
+    static constexpr int invalid_value = CUDA_ERROR_INVALID_VALUE;
 
     CUdevice device{};
     CUcontext context = nullptr;
@@ -62,18 +69,50 @@ struct cuda_driver {
         if (retained) (void)cuDevicePrimaryCtxRelease(device);
         retained = false;
     }
+    int granularity(std::size_t& out, bool recommended) const noexcept {
+        return static_cast<int>(cuMemGetAllocationGranularity(
+            &out, &prop,
+            recommended ? CU_MEM_ALLOC_GRANULARITY_RECOMMENDED : CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+    }
+    int reserve(std::uint64_t& base, std::size_t size) noexcept {
+        CUdeviceptr p{};
+        const CUresult r = cuMemAddressReserve(&p, size, 0, 0, 0);
+        base = p;
+        return static_cast<int>(r);
+    }
+    int ordinal() const noexcept { return static_cast<int>(device); }
+    bool supports_vmm() const {
+        int supported = 0;
+        driver_check<cuda_driver>(
+            cuDeviceGetAttribute(&supported,
+                                 CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, device),
+            "cuDeviceGetAttribute(VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED)");
+        return supported != 0;
+    }
+    // Pinned device memory on this device, read-write from it.
+    void describe_memory() noexcept {
+        prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+        prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+        prop.location.id = static_cast<int>(device);
+        access.location = prop.location;
+        access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    }
+    void allocate_whole(std::uint64_t& base, std::size_t bytes) {
+        CUdeviceptr p{};
+        driver_check<cuda_driver>(cuMemAlloc(&p, bytes),
+                                  "fallback cuMemAlloc(" + std::to_string(bytes) +
+                                      " bytes) (no virtual memory management)");
+        base = p;
+    }
 
+    /// "<who>: <what> failed: <cuGetErrorName>: <cuGetErrorString> (CUresult <code>)".
     static std::string message(int code, const std::string& what) {
         const char* name = nullptr;
         const char* text = nullptr;
         const auto r = static_cast<CUresult>(code);
         if (cuGetErrorName(r, &name) != CUDA_SUCCESS || !name) name = "?";
         if (cuGetErrorString(r, &text) != CUDA_SUCCESS || !text) text = "unknown CUDA error";
-        return std::string(who) + ": " + what + " failed: " + name + ": " + text + " (CUresult " +
-               std::to_string(code) + ")";
-    }
-    static void check(CUresult code, const std::string& what) {
-        if (code != CUDA_SUCCESS) throw device_error(static_cast<int>(code), message(code, what));
+        return failure_message(who, what, name, text, "CUresult", code);
     }
 
     /// Pushes the backing's context when the calling thread has another current; pops it
@@ -156,92 +195,39 @@ public:
     /// Throws device_error.
     cuda_vmm(std::size_t bytes, options opts) : stream_(opts.stream) {
         using driver = detail::cuda_driver;
-        driver::check(cuInit(0), "cuInit");
+        check(cuInit(0), "cuInit");
         if (opts.device >= 0) {
-            driver::check(cuDeviceGet(&driver_.device, opts.device), "cuDeviceGet");
-            driver::check(cuDevicePrimaryCtxRetain(&driver_.context, driver_.device),
-                          "cuDevicePrimaryCtxRetain");
+            check(cuDeviceGet(&driver_.device, opts.device), "cuDeviceGet");
+            check(cuDevicePrimaryCtxRetain(&driver_.context, driver_.device),
+                  "cuDevicePrimaryCtxRetain");
             driver_.retained = true;
         } else {
-            driver::check(cuCtxGetCurrent(&driver_.context), "cuCtxGetCurrent");
+            check(cuCtxGetCurrent(&driver_.context), "cuCtxGetCurrent");
             if (!driver_.context)
                 throw device_error(static_cast<int>(CUDA_ERROR_INVALID_CONTEXT),
                                    std::string(driver::who) +
                                        ": no current CUDA context; pass options::device or make "
                                        "one current first (e.g. cudaSetDevice + cudaFree(0))");
-            driver::check(cuCtxGetDevice(&driver_.device), "cuCtxGetDevice");
+            check(cuCtxGetDevice(&driver_.device), "cuCtxGetDevice");
         }
         activate();  // from here the destructor releases what was retained
         driver::scope on(driver_);
-        driver::check(static_cast<CUresult>(on.code()), "cuCtxPushCurrent");
-        int supported = 0;
-        driver::check(cuDeviceGetAttribute(&supported,
-                                           CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED,
-                                           driver_.device),
-                      "cuDeviceGetAttribute(VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED)");
-        driver_.prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
-        driver_.prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-        driver_.prop.location.id = static_cast<int>(driver_.device);
-        driver_.access.location = driver_.prop.location;
-        driver_.access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-
-        if (supported && reserve(bytes, opts)) return;
-        if (!opts.allow_fallback)
-            throw device_error(static_cast<int>(CUDA_ERROR_NOT_SUPPORTED),
-                               std::string(driver::who) + ": device " +
-                                   std::to_string(static_cast<int>(driver_.device)) +
-                                   " does not support virtual memory management and "
-                                   "options::allow_fallback is false");
-        CUdeviceptr p{};
-        if (bytes)
-            driver::check(cuMemAlloc(&p, bytes), "fallback cuMemAlloc(" + std::to_string(bytes) +
-                                                     " bytes) (no virtual memory management)");
-        adopt_fallback(p, bytes);
+        check(on.code(), "cuCtxPushCurrent");
+        reserve_or_fallback(bytes, opts);
     }
-
-    cuda_vmm(cuda_vmm&&) noexcept = default;
-    cuda_vmm& operator=(cuda_vmm&&) noexcept = default;
-
-    int device() const noexcept { return static_cast<int>(driver_.device); }
 
     /// Device-to-device copy between two committed, non-overlapping ranges; returns when the
     /// copy is complete. Throws device_error.
     void copy(std::size_t dst, std::size_t src, std::size_t bytes) {
         if (bytes == 0) return;
-        using driver = detail::cuda_driver;
-        driver::scope on(driver_);
-        driver::check(static_cast<CUresult>(on.code()), "cuCtxPushCurrent");
-        driver::check(cuMemcpyDtoDAsync(device_address(dst), device_address(src), bytes, stream_),
-                      "cuMemcpyDtoDAsync");
-        driver::check(cuStreamSynchronize(stream_), "cuStreamSynchronize");
+        detail::cuda_driver::scope on(driver_);
+        check(on.code(), "cuCtxPushCurrent");
+        check(cuMemcpyDtoDAsync(device_address(dst), device_address(src), bytes, stream_),
+              "cuMemcpyDtoDAsync");
+        check(cuStreamSynchronize(stream_), "cuStreamSynchronize");
     }
 
 private:
-    // Reserves the address space; false when the driver says VMM is not supported after all.
-    bool reserve(std::size_t bytes, const options& opts) {
-        using driver = detail::cuda_driver;
-        std::size_t minimum = 0;
-        driver::check(cuMemGetAllocationGranularity(&minimum, &driver_.prop,
-                                                    CU_MEM_ALLOC_GRANULARITY_MINIMUM),
-                      "cuMemGetAllocationGranularity(MINIMUM)");
-        std::size_t recommended = 0;
-        if (!opts.granule_bytes && opts.granule == granularity::recommended)
-            driver::check(cuMemGetAllocationGranularity(&recommended, &driver_.prop,
-                                                        CU_MEM_ALLOC_GRANULARITY_RECOMMENDED),
-                          "cuMemGetAllocationGranularity(RECOMMENDED)");
-        const std::size_t granule = choose_granule(minimum, opts.granule_bytes, recommended,
-                                                   static_cast<int>(CUDA_ERROR_INVALID_VALUE));
-        const std::size_t reserved = (bytes + granule - 1) / granule * granule;
-        CUdeviceptr base{};
-        if (reserved) {
-            const CUresult r = cuMemAddressReserve(&base, reserved, 0, 0, 0);
-            if (r == CUDA_ERROR_NOT_SUPPORTED) return false;
-            driver::check(r, "cuMemAddressReserve(" + std::to_string(reserved) + " bytes)");
-        }
-        adopt_reservation(base, reserved, granule);
-        return true;
-    }
-
     CUstream stream_ = nullptr;
 };
 

@@ -8,7 +8,7 @@
 #if defined(__unix__) || defined(__APPLE__)
 
 #include <odma/backing/commit_counters.hpp>
-#include <odma/detail/granule_map.hpp>
+#include <odma/backing/detail/granule_map.hpp>
 
 #include <sys/mman.h>
 #include <unistd.h>

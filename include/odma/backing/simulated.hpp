@@ -1,28 +1,11 @@
-// odma/backing/simulated.hpp - an arena with an address space and no bytes.
+// odma/backing/simulated.hpp - compatibility: the class moved to odma/backing/placement_only.hpp.
 #pragma once
 
-#include <cstddef>
-#include <cstdint>
+#include <odma/backing/placement_only.hpp>
 
 namespace odma::backing {
 
-/// A Backing that owns no memory: addresses are the offsets themselves and copy() moves
-/// nothing. It lets a simulator place leases in a 24 GB (or 80 GB) device without allocating
-/// it, typically as lpddr_emulated<simulated> so that every access is still accounted.
-class simulated {
-public:
-    using pointer = std::uintptr_t;
-
-    explicit simulated(std::size_t bytes) noexcept : capacity_(bytes) {}
-
-    std::size_t capacity() const noexcept { return capacity_; }
-    /// The offset itself: a device address in a device that does not exist.
-    pointer address(std::size_t offset) const noexcept { return pointer(offset); }
-    /// Nothing to move: there are no bytes.
-    void copy(std::size_t /*dst*/, std::size_t /*src*/, std::size_t /*bytes*/) noexcept {}
-
-private:
-    std::size_t capacity_;
-};
+/// The former name of placement_only (a backing with capacity and no bytes).
+using simulated = placement_only;
 
 }  // namespace odma::backing

@@ -1,10 +1,10 @@
 // odma/bucket/fixed.hpp - bucket boundaries chosen once, up front.
 #pragma once
 
-#include <algorithm>
+#include <odma/bucket/detail/capacities.hpp>
+
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -28,10 +28,7 @@ public:
             throw std::invalid_argument("odma::bucket::fixed::uniform: max_tokens (" +
                                         std::to_string(max_tokens) + ") < count (" +
                                         std::to_string(count) + ")");
-        std::vector<std::uint32_t> b(count);
-        for (std::uint32_t i = 0; i < count; ++i)
-            b[i] = std::uint32_t((std::uint64_t(i + 1) * max_tokens + count - 1) / count);
-        return fixed(std::move(b));
+        return fixed(detail::uniform_capacities(count, max_tokens));
     }
 
     /// min_tokens, 2*min_tokens, 4*min_tokens, ... and finally max_tokens.
@@ -71,8 +68,7 @@ public:
 
     /// Smallest capacity >= tokens; max_tokens() for anything larger.
     std::uint32_t capacity_for(std::uint32_t tokens) const noexcept {
-        const auto it = std::lower_bound(bounds_.begin(), bounds_.end(), tokens);
-        return it == bounds_.end() ? bounds_.back() : *it;
+        return detail::round_up(bounds_, tokens);
     }
 
     std::uint32_t max_tokens() const noexcept { return bounds_.back(); }
@@ -85,8 +81,7 @@ private:
             throw std::invalid_argument("odma::bucket::fixed: no bucket capacities given");
         if (bounds_.front() == 0)
             throw std::invalid_argument("odma::bucket::fixed: a bucket capacity is 0");
-        if (std::adjacent_find(bounds_.begin(), bounds_.end(), std::greater_equal<>{}) !=
-            bounds_.end())
+        if (!detail::strictly_ascending(bounds_))
             throw std::invalid_argument(
                 "odma::bucket::fixed: capacities must be strictly ascending");
     }

@@ -2,12 +2,12 @@
 // distribution.
 #pragma once
 
+#include <odma/bucket/detail/capacities.hpp>
 #include <odma/bucket/optimal_boundaries.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -57,11 +57,12 @@ struct online_histogram_options {
 /// The largest bucket is always max_tokens (the large-bucket safeguard). Recalibration changes
 /// only what capacity_for() answers from then on: leases already admitted keep their regions.
 ///
-/// What to feed it: the allocator calls observe(prompt + generated tokens) when a request
-/// finishes, so by default the boundaries fit the lengths requests really reached. What the
-/// allocator rounds up, however, is prompt + the predicted (1 - overflow_risk) quantile, which
-/// sits above the real length by the predictor's safety margin. docs/predictors.md measures the
-/// difference on the bundled traces.
+/// What it is fed: the allocator calls observe(peak demand) when a request finishes, where the
+/// peak demand is the larger of what admit() (or resume()) asked to reserve, prompt + the
+/// predicted (1 - overflow_risk) quantile before rounding, and what the request held at the
+/// end, prompt + generated (see BucketPolicy in concepts.hpp). Boundaries fitted to that
+/// histogram minimise what is really reserved; docs/predictors.md measures the difference
+/// against boundaries fitted to final lengths on the bundled traces.
 class online_histogram {
 public:
     using options = online_histogram_options;
@@ -87,14 +88,11 @@ public:
         recent_.init(m, opts_.recent_half_life);
 
         if (opts_.initial.empty()) {
-            const std::uint32_t k = std::min(buckets, max_tokens);
-            for (std::uint32_t i = 0; i < k; ++i)
-                bounds_.push_back(std::uint32_t((std::uint64_t(i + 1) * max_tokens + k - 1) / k));
+            bounds_ = detail::uniform_capacities(std::min(buckets, max_tokens), max_tokens);
         } else {
             bounds_ = opts_.initial;
             if (bounds_.size() > buckets || bounds_.front() == 0 || bounds_.back() != max_tokens ||
-                std::adjacent_find(bounds_.begin(), bounds_.end(), std::greater_equal<>{}) !=
-                    bounds_.end())
+                !detail::strictly_ascending(bounds_))
                 throw std::invalid_argument(
                     "odma::bucket::online_histogram: initial boundaries must be at most " +
                     std::to_string(buckets) +
@@ -107,8 +105,7 @@ public:
 
     /// Smallest bucket capacity >= tokens; max_tokens() for anything larger.
     std::uint32_t capacity_for(std::uint32_t tokens) const noexcept {
-        const auto it = std::lower_bound(bounds_.begin(), bounds_.end(), tokens);
-        return it == bounds_.end() ? bounds_.back() : *it;
+        return detail::round_up(bounds_, tokens);
     }
     std::uint32_t max_tokens() const noexcept { return max_; }
 
@@ -116,8 +113,8 @@ public:
     /// the object's lifetime, but observe() may change what it shows.
     std::span<const std::uint32_t> boundaries() const noexcept { return bounds_; }
 
-    /// A request finished holding `tokens` (prompt + generated; larger values count as
-    /// max_tokens). May recalibrate.
+    /// A request finished; `tokens` is its peak demand (see the class comment; larger values
+    /// count as max_tokens). May recalibrate.
     void observe(std::uint32_t tokens) {
         const std::uint32_t bin = bin_of(tokens);
         long_.add(bin);

@@ -1,6 +1,7 @@
 // odma/detail/slot_table.hpp - the lease table behind odma::allocator and odma::paged.
 #pragma once
 
+#include <odma/detail/lease_access.hpp>
 #include <odma/lease.hpp>
 
 #include <atomic>

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <concepts>
 #include <cstdint>
-#include <functional>
 #include <limits>
 #include <type_traits>
 #include <utility>
@@ -33,10 +32,18 @@ struct ignore_observations {
 ///
 /// `Observe` is called as `o(const request&, std::uint32_t generated)` when a request finishes,
 /// to let the external model learn or log; by default nothing happens.
+///
+/// Both are called directly (a function object or a pointer to a function), not through
+/// std::invoke: <functional> would add about 8,000 preprocessed lines to every includer, for
+/// pointers to members that no predictor is.
 template <class F, class Observe = ignore_observations>
 class callable {
 public:
-    using result_type = std::invoke_result_t<const F&, const request&>;
+    static_assert(
+        requires(const F& f, const request& r) { f(r); },
+        "odma::predict::callable: the function must be callable as f(const request&) "
+        "on a const object");
+    using result_type = decltype(std::declval<const F&>()(std::declval<const request&>()));
     static_assert(std::is_convertible_v<result_type, prediction> ||
                       std::is_arithmetic_v<std::remove_cvref_t<result_type>>,
                   "odma::predict::callable: the function must return odma::prediction or a "
@@ -46,7 +53,7 @@ public:
         : predict_(std::move(predict)), observe_(std::move(observe)) {}
 
     prediction predict(const request& r) const {
-        decltype(auto) v = std::invoke(predict_, r);
+        decltype(auto) v = predict_(r);
         if constexpr (std::is_convertible_v<result_type, prediction>) {
             return v;
         } else {
@@ -67,7 +74,7 @@ public:
         }
     }
 
-    void observe(const request& r, std::uint32_t generated) { std::invoke(observe_, r, generated); }
+    void observe(const request& r, std::uint32_t generated) { observe_(r, generated); }
 
     /// The wrapped functions.
     const F& function() const noexcept { return predict_; }

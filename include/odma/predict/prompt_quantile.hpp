@@ -2,11 +2,12 @@
 // learned online in bounded memory; needs no prompt text.
 #pragma once
 
-#include <odma/detail/text_features.hpp>
+#include <odma/predict/detail/class_quantiles.hpp>
 #include <odma/predict/length_distribution.hpp>
 #include <odma/predict/training_sample.hpp>
 #include <odma/prediction.hpp>
 #include <odma/request.hpp>
+#include <odma/support/hash.hpp>
 
 #include <algorithm>
 #include <array>
@@ -145,7 +146,7 @@ private:
     }
     std::uint32_t slot_of(std::uint32_t tag) const noexcept {
         if (tag == 0 || opts_.tag_slots == 0) return 0;
-        return 1 + static_cast<std::uint32_t>(detail::mix64(tag) % opts_.tag_slots);
+        return 1 + static_cast<std::uint32_t>(support::mix64(tag) % opts_.tag_slots);
     }
 
     // Brings a node's decayed counts up to the current clock.

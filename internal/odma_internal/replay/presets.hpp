@@ -1,0 +1,147 @@
+// odma_internal/replay/presets.hpp - the model and device presets the serving engine uses.
+//
+// Every figure carries its source. Where a figure is an assumption rather than a published
+// number (the sustained share of peak compute, the activation reserve), it says so, and the
+// command line can change it.
+#pragma once
+
+#include <odma/memory/memory_model.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace odma::replay {
+
+/// A decoder-only transformer, as far as serving cost goes.
+struct model_preset {
+    std::string name;
+    std::uint32_t layers = 0;
+    std::uint32_t q_heads = 0;
+    std::uint32_t kv_heads = 0;
+    std::uint32_t head_dim = 0;
+    std::uint32_t dtype_bytes = 2;
+    double params = 0;        ///< parameters (all of them are read once per forward pass)
+    double weight_bytes = 0;  ///< bytes of weights on the device
+
+    /// KV bytes of one token: K and V, every layer, every KV head.
+    std::size_t bytes_per_token() const {
+        return std::size_t(2) * layers * kv_heads * head_dim * dtype_bytes;
+    }
+    /// One plane per (layer, K/V): each is one contiguous run per request in odma.
+    std::uint32_t planes() const { return 2 * layers; }
+    /// Matmul FLOPs of one token through the whole model (2 per multiply-add).
+    double linear_flops_per_token() const { return 2.0 * params; }
+    /// Attention FLOPs of one token attending to `context` earlier tokens: QK^T and AV over
+    /// every query head and layer, 2 x 2 x heads x head_dim per context token.
+    double attention_flops(double context) const {
+        return 4.0 * double(layers) * q_heads * head_dim * context;
+    }
+};
+
+/// DeepSeek-R1-Distill-Qwen-7B (Qwen2 architecture): 28 layers, 28 query heads, 4 KV heads,
+/// head_dim 128, bf16 -> 57,344 KV bytes per token; about 7.6 B parameters, ~15.2 GB in bf16
+/// (model card / config.json of deepseek-ai/DeepSeek-R1-Distill-Qwen-7B).
+inline model_preset r1_distill_qwen_7b() {
+    model_preset m;
+    m.name = "r1-distill-qwen-7b";
+    m.layers = 28;
+    m.q_heads = 28;
+    m.kv_heads = 4;
+    m.head_dim = 128;
+    m.dtype_bytes = 2;
+    m.params = 7.6e9;
+    m.weight_bytes = 15.2e9;
+    return m;
+}
+
+/// An accelerator: its memory (capacity and cost model), its compute, and how much of its
+/// memory a serving engine leaves to the KV cache.
+struct device_preset {
+    std::string name;
+    std::string source;  ///< where the figures come from, for --help and the README
+    /// The DRAM cost model; its capacity is the device memory, its peak the pin bandwidth.
+    memory::memory_model memory;
+    /// Dense BF16 peak, FLOP/s.
+    double peak_flops = 0;
+    /// Share of peak the model's matmuls sustain (an assumption: 0.5 is a typical serving MFU
+    /// for prefill; decode is memory-bound and rarely reaches it anyway).
+    double compute_efficiency = 0.5;
+    /// Share of device memory the engine may use: vLLM's gpu_memory_utilization default.
+    double memory_fraction = 0.90;
+    /// Bytes kept for activations, logits and the runtime within that share (an assumption;
+    /// about what a 2,048-token chunk of a 7B model needs, with headroom).
+    double activation_reserve_bytes = 1024.0 * 1024 * 1024;
+
+    /// When > 0, the KV-cache size in bytes instead of the computed one (tests, what-if runs).
+    std::uint64_t kv_bytes_override = 0;
+
+    std::uint64_t memory_bytes() const { return memory.capacity_bytes; }
+    double compute_flops_per_ns() const { return peak_flops * compute_efficiency * 1e-9; }
+
+    /// KV-cache memory: memory_fraction x memory - weights - activation reserve (what vLLM
+    /// computes at start-up from its memory profile). Throws when nothing is left.
+    std::uint64_t kv_bytes(const model_preset& m) const {
+        if (kv_bytes_override) return kv_bytes_override;
+        const double kv =
+            memory_fraction * double(memory_bytes()) - m.weight_bytes - activation_reserve_bytes;
+        if (!(kv > double(m.bytes_per_token())))
+            throw std::invalid_argument("device " + name +
+                                        " has no memory left for the KV cache of " + m.name);
+        return static_cast<std::uint64_t>(kv);
+    }
+};
+
+/// Cambricon MLU370-X4: 24 GB LPDDR5 at 307.2 GB/s (vendor spec). BF16 peak 96 TFLOPS: the
+/// figure Cambricon gives for its MLUarch03 cards (the MLU370-X8 announcement lists FP32 32,
+/// FP16 96 and BF16 96 TFLOPS); the X4's own sheet could not be consulted offline, so treat it
+/// as the family's figure and check it against the sheet.
+inline device_preset mlu370_x4() {
+    device_preset d;
+    d.name = "mlu370-x4";
+    d.source =
+        "Cambricon MLU370-X4: 24 GB LPDDR5, 307.2 GB/s (vendor spec), 96 TFLOPS BF16 "
+        "(MLUarch03 family figure); "
+        "DRAM timing: odma::memory::memory_model::lpddr5_6400()";
+    d.memory = memory::memory_model::lpddr5_6400();
+    d.peak_flops = 96e12;
+    return d;
+}
+
+/// NVIDIA H100 SXM5: 80 GB HBM3 at ~3.35 TB/s, BF16 dense 989 TFLOPS (NVIDIA H100 datasheet).
+/// For contrast: HBM barely notices scattered KV.
+inline device_preset h100_hbm3() {
+    device_preset d;
+    d.name = "h100-hbm3";
+    d.source =
+        "NVIDIA H100 SXM5: 80 GB HBM3, 3.35 TB/s, 989 TFLOPS BF16 dense (NVIDIA datasheet); "
+        "DRAM timing: odma::memory::memory_model::hbm3()";
+    d.memory = memory::memory_model::hbm3();
+    d.peak_flops = 989e12;
+    return d;
+}
+
+inline std::vector<std::string> model_names() {
+    return {"r1-distill-qwen-7b"};
+}
+inline std::vector<std::string> device_names() {
+    return {"mlu370-x4", "h100-hbm3"};
+}
+
+inline model_preset find_model(std::string_view name) {
+    if (name == "r1-distill-qwen-7b") return r1_distill_qwen_7b();
+    throw std::invalid_argument("unknown model preset '" + std::string(name) +
+                                "' (known: r1-distill-qwen-7b)");
+}
+
+inline device_preset find_device(std::string_view name) {
+    if (name == "mlu370-x4") return mlu370_x4();
+    if (name == "h100-hbm3") return h100_hbm3();
+    throw std::invalid_argument("unknown device preset '" + std::string(name) +
+                                "' (known: mlu370-x4, h100-hbm3)");
+}
+
+}  // namespace odma::replay

@@ -1,0 +1,2 @@
+#pragma once
+#include <odma/allocator.hpp>  // support must not reach up to the allocator
