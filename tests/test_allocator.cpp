@@ -309,6 +309,8 @@ TEST_CASE("invalid configurations throw config_error naming the field") {
     CHECK(field_of(with([](auto& c) { c.overflow_risk = 1.0; })) == "overflow_risk");
     CHECK(field_of(with([](auto& c) { c.planes = 0; })) == "planes");
     CHECK(field_of(with([](auto& c) { c.planes = 3; })) == "planes");  // 16 bytes into 3
+    CHECK(field_of(with([](auto& c) { c.max_runs = 0; })) == "max_runs");
+    CHECK(field_of(with([](auto& c) { c.max_runs = odma::max_lease_runs + 1; })) == "max_runs");
     CHECK(field_of(small_config(), 100 * bpt) == "backing");  // smaller than one max bucket
     CHECK(field_of(small_config(0.9), 1024 * bpt) == "safety_pool_fraction");  // general < max
     CHECK(field_of(small_config(), 1024 * bpt, 128) == "max_tokens");          // policy disagrees
@@ -556,4 +558,208 @@ TEST_CASE("long random runs do not lose capacity to fragmentation") {
     CHECK(s.largest_free_bytes == 768 * bpt);  // the general area is one extent again
     CHECK(s.external_fragmentation == 0.0);
     CHECK(kv.check());
+}
+
+// --- leases of several runs (config::max_runs > 1) ----------------------------------------
+
+namespace {
+
+scripted_kv make_runs(std::uint32_t max_runs, std::uint32_t predicted_new = 16) {
+    odma::config cfg = small_config();
+    cfg.max_runs = max_runs;
+    return scripted_kv(cfg, scripted_predictor{.tokens = predicted_new},
+                       odma::bucket::fixed::uniform(4, max_tokens),  // 64, 128, 192, 256
+                       odma::backing::host(1024 * bpt));
+}
+
+// The lease's runs in plane 0 as (first token, tokens).
+template <class Kv>
+std::vector<std::pair<std::size_t, std::size_t>> runs_of(const Kv& kv, const odma::lease& l) {
+    std::vector<std::pair<std::size_t, std::size_t>> out;
+    REQUIRE(kv.for_each_run(l, 0, [&](std::size_t offset, std::size_t bytes) {
+        out.emplace_back(offset / bpt, bytes / bpt);
+    }));
+    return out;
+}
+
+// Writes (or checks) a pattern over the lease's tokens [from, to), walking its runs.
+template <class Kv>
+bool pattern(Kv& kv, const odma::lease& l, std::uint32_t from, std::uint32_t to, unsigned seed,
+             bool write) {
+    std::uint32_t token = 0;
+    bool ok = true;
+    for (const auto& [first, count] : runs_of(kv, l)) {
+        for (std::size_t i = 0; i < count; ++i, ++token) {
+            if (token < from || token >= to) continue;
+            std::byte* p = kv.backing().address((first + i) * bpt);
+            for (std::size_t b = 0; b < bpt; ++b) {
+                const auto v = std::byte((token * 7 + b + seed) & 0xff);
+                if (write)
+                    p[b] = v;
+                else
+                    ok = ok && p[b] == v;
+            }
+        }
+    }
+    return ok && token >= to;
+}
+
+}  // namespace
+
+TEST_CASE("runs: a lease that cannot grow in place gets another run; nothing is copied") {
+    auto kv = make_runs(3);
+    auto a = *kv.admit(req(1, 10));  // [0, 64)
+    auto b = *kv.admit(req(2, 10));  // [64, 128): A cannot grow in place
+    pattern(kv, a, 0, 10, 1, true);
+    auto g = kv.extend(a, 70);
+    REQUIRE(g);
+    CHECK(*g == growth::appended);
+    CHECK(kv.region_of(a)->runs == 2);
+    CHECK(kv.region_of(a)->capacity == 128);  // the bucket of 70: 64 more tokens, elsewhere
+    const std::vector<std::pair<std::size_t, std::size_t>> want{{0, 64}, {128, 6}};
+    CHECK(runs_of(kv, a) == want);
+    CHECK(kv.stats().migrations == 0);
+    CHECK(kv.stats().migrated_bytes == 0);
+    CHECK(kv.stats().appended_runs == 1);
+    CHECK(pattern(kv, a, 0, 10, 1, false));  // not moved
+    pattern(kv, a, 10, 70, 1, true);
+    CHECK(kv.check());
+
+    // The last run grows in place while the space after it is free.
+    REQUIRE(*kv.extend(a, 128) == growth::unchanged);
+    auto c = *kv.admit(req(3, 10));  // [192, 256): blocks the second run
+    REQUIRE(*kv.extend(a, 130) == growth::appended);
+    CHECK(kv.region_of(a)->runs == 3);
+    CHECK(kv.check());
+
+    // At max_runs the lease migrates into one run again, its tokens copied run by run.
+    REQUIRE(*kv.extend(a, 192) == growth::unchanged);  // fills the third run
+    pattern(kv, a, 70, 192, 1, true);
+    const auto third = runs_of(kv, a).back();
+    if (third.first + third.second < 1024 - 256) {  // room after it: it would grow in place
+        auto d = *kv.admit(req(4, 10));
+        (void)d;
+    }
+    const auto grown = kv.extend(a, 200);
+    REQUIRE(grown);
+    if (*grown == growth::migrated) {
+        CHECK(kv.region_of(a)->runs == 1);
+        CHECK(kv.stats().migrated_bytes == 192 * bpt);
+    }
+    CHECK(pattern(kv, a, 0, 192, 1, false));  // every token where it was, or copied intact
+    CHECK(kv.check());
+    for (auto* l : {&b, &c})
+        REQUIRE(kv.release(*l, 0));
+    REQUIRE(kv.release(a, 190));
+    CHECK(kv.check());
+}
+
+TEST_CASE("runs: at max_runs a lease is compacted into one run, contents intact") {
+    auto kv = make_runs(2);
+    auto a = *kv.admit(req(1, 10));  // [0, 64)
+    auto b = *kv.admit(req(2, 10));  // [64, 128)
+    REQUIRE(*kv.extend(a, 64) == growth::unchanged);
+    pattern(kv, a, 0, 64, 5, true);
+    REQUIRE(*kv.extend(a, 65) == growth::appended);  // second run: 64 more tokens
+    pattern(kv, a, 64, 65, 5, true);
+    auto c = *kv.admit(req(3, 10));  // right after the second run: it cannot grow in place
+    REQUIRE(*kv.extend(a, 128) == growth::unchanged);
+    pattern(kv, a, 65, 128, 5, true);
+    const auto g = kv.extend(a, 129);  // two runs already: one new run of the bucket of 129
+    REQUIRE(g);
+    CHECK(*g == growth::migrated);
+    CHECK(kv.region_of(a)->runs == 1);
+    CHECK(runs_of(kv, a).size() == 1);
+    CHECK(pattern(kv, a, 0, 128, 5, false));
+    CHECK(kv.stats().migrated_bytes == 128 * bpt);
+    CHECK(kv.check());
+    for (auto* l : {&a, &b, &c})
+        REQUIRE(kv.release(*l, 0));
+    CHECK(kv.stats().free_bytes == kv.stats().arena_bytes);
+}
+
+TEST_CASE("runs: under pressure an admission starts smaller and grows by runs") {
+    // 768 general tokens; predicted 200 new tokens: a request wants the 256 bucket.
+    auto kv = make_runs(4, 200);
+    auto a = *kv.admit(req(1, 10));  // [0, 256)
+    auto b = *kv.admit(req(2, 10));  // [256, 512)
+    auto c = *kv.admit(req(3, 10));  // [512, 768): the general area is full
+    REQUIRE(kv.release(b, 0));       // 256 free again ...
+    auto d = *kv.admit(req(4, 10));  // ... taken whole
+    REQUIRE(kv.release(d, 0));
+    REQUIRE(*kv.extend(a, 250) == growth::unchanged);
+    auto e = *kv.admit({.id = 5, .prompt_tokens = 100, .max_new_tokens = 150});  // [256, 512)
+    REQUIRE(kv.release(e, 0));
+    auto f = *kv.admit({.id = 6, .prompt_tokens = 200, .max_new_tokens = 50});  // [256, 506)
+    (void)f;
+    // 6 tokens free in the general area: a 5-token prompt still gets in, with a small first
+    // run, where a strict allocator would refuse (only largest-bucket requests may use the pool,
+    // and this one, limited to 105 tokens, asks for the 128 bucket).
+    const auto small = kv.admit(req(7, 5, 100));
+    REQUIRE(small);
+    CHECK(kv.region_of(*small)->capacity == 6);
+    CHECK(kv.region_of(*small)->runs == 1);
+    const auto bigger = kv.extend(*small, 40);  // grows by a run, here in the safety pool
+    REQUIRE(bigger);
+    CHECK(*bigger == growth::appended);
+    CHECK(kv.region_of(*small)->runs == 2);
+    CHECK(kv.check());
+
+    auto strict = make_runs(1, 200);
+    auto s1 = *strict.admit(req(1, 10));
+    auto s2 = *strict.admit(req(2, 10));
+    auto s3 = *strict.admit(req(3, 10));
+    (void)s1, (void)s2, (void)s3;
+    CHECK(strict.admit(req(4, 5, 100)).error() == errc::no_memory);
+    (void)c;
+}
+
+TEST_CASE("runs: a growth that finds no room anywhere leaves the lease intact") {
+    auto kv = make_runs(3);
+    std::vector<odma::lease> all;
+    while (auto l = kv.admit(req(all.size() + 1, 60))) {
+        pattern(kv, *l, 0, 60, unsigned(all.size()), true);
+        all.push_back(*l);
+    }
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        const auto before = kv.region_of(all[i]);
+        const auto g = kv.extend(all[i], max_tokens);
+        if (g) continue;  // the pool had room for this one
+        CHECK(g.error() == errc::no_memory);
+        const auto after = kv.region_of(all[i]);
+        CHECK(after->capacity == before->capacity);
+        CHECK(after->runs == before->runs);
+        CHECK(after->used == 60);
+        CHECK(pattern(kv, all[i], 0, 60, unsigned(i), false));
+    }
+    CHECK(kv.check());
+}
+
+TEST_CASE("runs: a committing backing commits exactly the tokens held, run by run") {
+    using kv_t = odma::allocator<scripted_predictor, odma::bucket::fixed,
+                                 odma_test::counting_commit_backing>;
+    odma::config cfg = small_config();
+    cfg.planes = 2;
+    cfg.max_runs = 3;
+    kv_t kv(cfg, scripted_predictor{.tokens = 16}, odma::bucket::fixed::uniform(4, max_tokens),
+            odma_test::counting_commit_backing(1024 * bpt));
+    auto a = *kv.admit(req(1, 10));
+    auto b = *kv.admit(req(2, 10));
+    REQUIRE(*kv.extend(a, 70) == growth::appended);
+    CHECK(kv.backing().committed == (70 + 10) * bpt);
+    // The next run's commit fails part-way (second plane): nothing of it stays committed.
+    auto c = *kv.admit(req(3, 10));  // after A's second run
+    REQUIRE(*kv.extend(a, 128) == growth::unchanged);
+    const std::size_t before = kv.backing().committed;
+    kv.backing().refuse_after_calls = kv.backing().commit_calls + 1;
+    CHECK(kv.extend(a, 140).error() == errc::no_memory);
+    CHECK(kv.backing().committed == before);
+    CHECK(kv.region_of(a)->runs == 2);
+    CHECK(kv.check());
+    kv.backing().refuse_after_calls = std::numeric_limits<std::size_t>::max();
+    REQUIRE(*kv.extend(a, 140) == growth::appended);
+    CHECK(kv.backing().committed == (140 + 10 + 10) * bpt);
+    for (auto* l : {&a, &b, &c})
+        REQUIRE(kv.release(*l, 0));
+    CHECK(kv.backing().committed == 0);
 }

@@ -161,19 +161,24 @@ public:
         const std::uint32_t target =
             std::max(total_tokens, std::min(bucket_for(total_tokens), request_limit(s->req)));
 
-        // In place: take the free space after the region, up to the target capacity.
-        detail::extent_heap& heap = areas_[s->area];
-        const std::uint32_t room = heap.room_after(s->block);
+        // In place: the last run takes the free space after it, up to the target capacity.
+        const run_ref last = run_at(*s, s->runs - 1u);
+        detail::extent_heap& heap = areas_[last.area];
+        const std::uint32_t room = heap.room_after(last.block);
         if (std::uint64_t(s->capacity) + room >= total_tokens) {
             const std::uint32_t grown =
                 std::min<std::uint64_t>(target, std::uint64_t(s->capacity) + room);
-            if (!commit_through(*s, total_tokens)) return extend_no_memory();
-            heap.grow(s->block, grown);
-            add_capacity(*s, grown - s->capacity);
+            if (!commit_through(*s, total_tokens, grown - s->capacity)) return extend_no_memory();
+            heap.grow(last.block, heap.size(last.block) + (grown - s->capacity));
+            add_capacity(last.area, grown - s->capacity);
             s->capacity = grown;
             set_used(*s, total_tokens);
             ++stats_.in_place_growths;
             return growth::in_place;
+        }
+        // Another run after the last one, while the lease has fewer than max_runs: no copy.
+        if (s->runs < cfg_.max_runs) {
+            if (auto g = append_run(*s, total_tokens, target)) return g;
         }
         return migrate(*s, total_tokens, target);
     }
@@ -225,8 +230,7 @@ public:
     result<odma::region> region_of(const lease& l) const {
         const slot* s = find(l);
         if (!s) return reject_lease();
-        return odma::region{areas_[s->area].offset(s->block), s->capacity, s->used,
-                            s->area == safety_area};
+        return region_of(*s);
     }
 
     /// True when `l` is a live lease of this allocator.
@@ -238,14 +242,13 @@ public:
         for (std::uint32_t i = 0; i < slots_.size(); ++i) {
             const slot& s = slots_[i];
             if (!s.live) continue;
-            f(slots_.handle(i), odma::region{areas_[s.area].offset(s.block), s.capacity, s.used,
-                                             s.area == safety_area});
+            f(slots_.handle(i), region_of(s));
         }
     }
 
     /// Calls f(byte_offset, bytes) for the runs of `l`'s used tokens in `plane`, in token order:
-    /// a contiguous lease is one run (the same walk odma::paged gives block by block, so a cost
-    /// model or a kernel launcher can treat both alike).
+    /// one run for a contiguous lease, at most config::max_runs (the same walk odma::paged gives
+    /// block by block, so a cost model or a kernel launcher can treat both alike).
     ///
     /// errc::invalid_lease for a lease that is not live, invalid_request for a plane out of range.
     template <class F>
@@ -253,8 +256,10 @@ public:
         const slot* s = find(l);
         if (!s) return reject_lease();
         if (plane >= cfg_.planes) return errc::invalid_request;
-        f(byte_offset(plane, areas_[s->area].offset(s->block)),
-          std::size_t(s->used) * cfg_.bytes_per_plane_token());
+        const std::size_t bpt = cfg_.bytes_per_plane_token();
+        walk(*s, 0, s->used, [&](std::size_t token, std::uint32_t n) {
+            f(byte_offset(plane, token), std::size_t(n) * bpt);
+        });
         return {};
     }
 
@@ -292,19 +297,30 @@ public:
         std::size_t live = 0;
         for (const slot& s : slots_.all()) {
             if (!s.live) continue;
-            const auto& heap = areas_[s.area];
-            if (s.used > s.capacity || s.capacity != heap.size(s.block) ||
+            // The runs tile the lease: their sizes add up to its capacity, none is empty, and
+            // the run list beside the slot holds exactly the runs after the first.
+            const std::uint32_t index = slots_.index_of(s);
+            const std::size_t extra = index < extra_runs_.size() ? extra_runs_[index].size() : 0;
+            if (s.runs == 0 || s.runs > cfg_.max_runs || extra != s.runs - 1u)
+                return errc::invariant_violation;
+            std::uint64_t capacity = 0;
+            for (std::uint32_t k = 0; k < s.runs; ++k) {
+                const run_ref r = run_at(s, k);
+                const std::uint64_t begin = run_offset(r), size = run_size(r);
+                if (r.area > safety_area || size == 0) return errc::invariant_violation;
+                extents.push_back({begin, begin + size});
+                capacity += size;
+                area_reserved[r.area] += size;
+                if (r.area == safety_area) safety_reserved += size;
+            }
+            if (s.used > s.capacity || capacity != s.capacity ||
                 (CommittingBacking<M> && std::uint32_t(s.committed) < s.used))
                 return errc::invariant_violation;
-            const std::uint64_t begin = heap.offset(s.block);
-            extents.push_back({begin, begin + s.capacity});
             reserved += s.capacity;
             used += s.used;
-            area_reserved[s.area] += s.capacity;
-            if (s.area == safety_area) safety_reserved += s.capacity;
             ++live;
         }
-        // Independent of the heaps' own links: sort the leases and look for overlap.
+        // Independent of the heaps' own links: sort the runs and look for overlap.
         std::sort(extents.begin(), extents.end(),
                   [](const extent& a, const extent& b) { return a.begin < b.begin; });
         for (std::size_t i = 0; i < extents.size(); ++i) {
@@ -356,10 +372,21 @@ private:
             std::clamp<std::uint32_t>(pred.quantile(1.0 - cfg_.overflow_risk), 1, r.max_new_tokens);
         const std::uint32_t need = std::min<std::uint32_t>(limit, r.prompt_tokens + want_new);
         const std::uint32_t bucket = bucket_for(need);
-        const std::uint32_t capacity = std::max(need, std::min(bucket, limit));
+        std::uint32_t capacity = std::max(need, std::min(bucket, limit));
 
         const std::uint32_t index = slots_.reserve();  // may throw; nothing changed yet
-        const auto [area, block] = allocate(capacity, bucket >= buckets_.max_tokens());
+        placement at = allocate(capacity, bucket >= buckets_.max_tokens());
+        if (at.block == no_block && cfg_.max_runs > 1) {
+            // Under pressure a lease that may grow by runs starts smaller: the largest free
+            // extent, if it holds the prompt and one more token. It packs like a paged
+            // allocator, which admits whenever the prompt fits, and grows by another run later.
+            const std::uint32_t room = areas_[general_area].largest_free();
+            if (room > r.prompt_tokens) {
+                capacity = room;
+                at = allocate(capacity, false);
+            }
+        }
+        const auto [area, block] = at;
         if (block == no_block) {
             ++stats_.rejected.admit_no_memory;
             return errc::no_memory;
@@ -408,10 +435,11 @@ private:
     struct slot {
         std::uint32_t generation = 1;  // 0 is never a live generation
         bool live = false;
-        std::uint8_t area = general_area;
-        detail::extent_heap::block_id block = no_block;
-        std::uint32_t capacity = 0;  // tokens reserved
-        std::uint32_t used = 0;      // tokens held
+        std::uint8_t area = general_area;  // of run 0
+        std::uint8_t runs = 1;             // contiguous runs, at most config::max_runs
+        detail::extent_heap::block_id block = no_block;  // run 0
+        std::uint32_t capacity = 0;                      // tokens reserved
+        std::uint32_t used = 0;                          // tokens held
         // A free slot links to the next free one; a live slot remembers the tokens admit()
         // asked for, before bucket rounding. One field serves both, so the slot stays 64 bytes.
         union {
@@ -439,6 +467,40 @@ private:
     slot* find(const lease& l) noexcept { return slots_.find(l); }
     const slot* find(const lease& l) const noexcept { return slots_.find(l); }
 
+    // One run of a lease: a block of one area. Run 0 lives in the slot; a lease of several
+    // runs keeps the others, in token order, in extra_runs_[slot index].
+    struct run_ref {
+        std::uint8_t area;
+        detail::extent_heap::block_id block;
+    };
+    run_ref run_at(const slot& s, std::uint32_t k) const noexcept {
+        return k == 0 ? run_ref{s.area, s.block} : extra_runs_[slots_.index_of(s)][k - 1];
+    }
+    std::uint32_t run_offset(run_ref r) const noexcept { return areas_[r.area].offset(r.block); }
+    std::uint32_t run_size(run_ref r) const noexcept { return areas_[r.area].size(r.block); }
+
+    // Calls f(arena token, count) for the lease's tokens [from, to), run by run in token order.
+    // `last_extra` tokens right after the last run count as part of it: the room an in-place
+    // growth is about to take.
+    template <class F>
+    void walk(const slot& s, std::uint32_t from, std::uint32_t to, F&& f,
+              std::uint32_t last_extra = 0) const {
+        std::uint32_t start = 0;
+        for (std::uint32_t k = 0; k < s.runs && start < to; ++k) {
+            const run_ref r = run_at(s, k);
+            const std::uint32_t size = run_size(r) + (k + 1u == s.runs ? last_extra : 0u);
+            const std::uint32_t lo = std::max(from, start);
+            const std::uint32_t hi = std::min<std::uint64_t>(to, std::uint64_t(start) + size);
+            if (lo < hi) f(std::size_t(run_offset(r)) + (lo - start), hi - lo);
+            start += size;
+        }
+    }
+
+    odma::region region_of(const slot& s) const noexcept {
+        return odma::region{areas_[s.area].offset(s.block), s.capacity, s.used,
+                            s.area == safety_area, s.runs};
+    }
+
     errc refuse_request() const noexcept {
         ++stats_.rejected.invalid_request;
         return errc::invalid_request;
@@ -453,13 +515,17 @@ private:
     }
 
     void free_slot(slot& s) noexcept {
-        auto& heap = areas_[s.area];
-        decommit_tokens(heap.offset(s.block), s.committed);
-        heap.free(s.block);
+        decommit_lease(s);
+        for (std::uint32_t k = 0; k < s.runs; ++k) {
+            const run_ref r = run_at(s, k);
+            if (r.area == safety_area) safety_reserved_tokens_ -= run_size(r);
+            areas_[r.area].free(r.block);
+        }
+        if (s.runs > 1) extra_runs_[slots_.index_of(s)].clear();  // keeps its capacity
         occupancy_.remove_lease(s.capacity, s.used);
-        if (s.area == safety_area) safety_reserved_tokens_ -= s.capacity;
         s.req = request{};
         s.block = no_block;
+        s.runs = 1;
         s.capacity = s.used = s.committed = 0;
         slots_.release(s);
     }
@@ -467,7 +533,7 @@ private:
     // Where a new region goes: the general area when it has room, else the safety pool when
     // `may_use_pool`. Admissions may use the pool only for largest-bucket requests (the pool is
     // for requests that outgrow their prediction, and a request that asks for the largest
-    // bucket cannot be under-predicted); a migrating lease always may, since outgrowing its
+    // bucket cannot be under-predicted); a growing lease always may, since outgrowing its
     // bucket is what the pool is for. Returns the area and block, or no_block.
     struct placement {
         std::uint8_t area;
@@ -479,41 +545,97 @@ private:
         return {safety_area, areas_[safety_area].allocate(tokens)};
     }
 
+    // Grows `s` by a new run after its last one, for the tokens beyond its capacity up to
+    // `target` (or, when no extent is that large, at least up to `total_tokens`). Nothing is
+    // copied. Returns growth::appended, or no_memory with the lease unchanged.
+    result<growth> append_run(slot& s, std::uint32_t total_tokens, std::uint32_t target) {
+        const std::uint32_t index = slots_.index_of(s);
+        if (extra_runs_.size() <= index) extra_runs_.resize(slots_.size());  // may throw
+        extra_runs_[index].reserve(cfg_.max_runs - 1u);                      // may throw
+        placement at = allocate(target - s.capacity, true);
+        if (at.block == no_block) at = allocate(total_tokens - s.capacity, true);
+        const auto [area, block] = at;
+        if (block == no_block) return extend_no_memory();
+        // The existing runs are committed to their end, then the new run's first tokens: all
+        // or nothing, so a failure leaves the lease exactly as it was.
+        const std::uint32_t committed_before = s.committed;
+        const auto undo = [&] {
+            areas_[area].free(block);
+            if constexpr (CommittingBacking<M>) {
+                walk(s, committed_before, s.committed,
+                     [&](std::size_t t, std::uint32_t n) { decommit_tokens(std::uint32_t(t), n); });
+                s.committed = committed_before;
+            }
+        };
+        bool ok = false;
+        try {
+            ok = commit_through(s, s.capacity) &&
+                 commit_tokens(areas_[area].offset(block), 0, total_tokens - s.capacity);
+        } catch (...) {
+            undo();
+            throw;
+        }
+        if (!ok) {
+            undo();
+            return extend_no_memory();
+        }
+        extra_runs_[index].push_back({area, block});
+        ++s.runs;
+        const std::uint32_t size = areas_[area].size(block);
+        add_capacity(area, size);
+        s.capacity += size;
+        s.committed = total_tokens;
+        set_used(s, total_tokens);
+        ++stats_.appended_runs;
+        if (area == safety_area) ++stats_.safety_pool_migrations;
+        return growth::appended;
+    }
+
+    // Moves every run of `s` into one new run of `target` tokens (copying the tokens it holds,
+    // run by run and plane by plane) and frees the old runs: the lease is contiguous again.
     result<growth> migrate(slot& s, std::uint32_t total_tokens, std::uint32_t target) {
         const auto [area, block] = allocate(target, true);
         if (block == no_block) return extend_no_memory();
-        const std::uint32_t from = areas_[s.area].offset(s.block);
         const std::uint32_t to = areas_[area].offset(block);
         if (!commit_or_free(area, block, to, total_tokens)) return extend_no_memory();
         try {
-            const std::size_t live_bytes = std::size_t(s.used) * cfg_.bytes_per_plane_token();
-            for (std::uint32_t p = 0; p < cfg_.planes; ++p)
-                backing_.copy(byte_offset(p, to), byte_offset(p, from), live_bytes);
+            const std::size_t bpt = cfg_.bytes_per_plane_token();
+            std::size_t at = to;
+            walk(s, 0, s.used, [&](std::size_t from, std::uint32_t n) {
+                for (std::uint32_t p = 0; p < cfg_.planes; ++p)
+                    backing_.copy(byte_offset(p, at), byte_offset(p, from), std::size_t(n) * bpt);
+                at += n;
+            });
         } catch (...) {
             decommit_tokens(to, total_tokens);
             areas_[area].free(block);
             throw;
         }
-        decommit_tokens(from, s.committed);
-        areas_[s.area].free(s.block);
+        decommit_lease(s);
+        for (std::uint32_t k = 0; k < s.runs; ++k) {
+            const run_ref r = run_at(s, k);
+            if (r.area == safety_area) safety_reserved_tokens_ -= run_size(r);
+            areas_[r.area].free(r.block);
+        }
+        if (s.runs > 1) extra_runs_[slots_.index_of(s)].clear();
 
         stats_.migrated_bytes += std::uint64_t(s.used) * cfg_.bytes_per_token;
         ++stats_.migrations;
         if (area == safety_area) ++stats_.safety_pool_migrations;
         occupancy_.add_reserved(std::int64_t(target) - std::int64_t(s.capacity));
-        if (s.area == safety_area) safety_reserved_tokens_ -= s.capacity;
         if (area == safety_area) safety_reserved_tokens_ += target;
         s.block = block;
         s.area = area;
+        s.runs = 1;
         s.capacity = target;
         s.committed = total_tokens;
         set_used(s, total_tokens);
         return growth::migrated;
     }
 
-    void add_capacity(slot& s, std::uint32_t extra) noexcept {
+    void add_capacity(std::uint8_t area, std::uint32_t extra) noexcept {
         occupancy_.add_reserved(extra);
-        if (s.area == safety_area) safety_reserved_tokens_ += extra;
+        if (area == safety_area) safety_reserved_tokens_ += extra;
     }
 
     void set_used(slot& s, std::uint32_t tokens) noexcept {
@@ -529,14 +651,46 @@ private:
                                                to - from);
     }
 
-    // Makes the first `tokens` tokens of live slot `s` committed and records it. Plain backings
-    // skip even the bookkeeping: extend() on them does only what placement needs.
-    bool commit_through(slot& s, std::uint32_t tokens) {
+    // Makes the first `tokens` tokens of live slot `s` committed and records it; `last_extra`
+    // as in walk(). All or nothing: a commit that fails (false) or throws undoes the pieces
+    // committed before it. Plain backings skip even the bookkeeping: extend() on them does only
+    // what placement needs.
+    bool commit_through(slot& s, std::uint32_t tokens, std::uint32_t last_extra = 0) {
         if constexpr (CommittingBacking<M>) {
-            if (!commit_tokens(areas_[s.area].offset(s.block), s.committed, tokens)) return false;
-            s.committed = std::max(s.committed, tokens);
+            const std::uint32_t from = s.committed;
+            if (tokens <= from) return true;
+            if (s.runs == 1) {
+                if (!commit_tokens(areas_[s.area].offset(s.block), from, tokens)) return false;
+            } else {
+                std::uint32_t done = from;  // lease tokens [from, done) are committed
+                auto undo = [&] {
+                    walk(s, from, done, [&](std::size_t at, std::uint32_t n) {
+                        detail::plane_commit<M>::decommit(backing_, layout_, at, n);
+                    });
+                };
+                bool ok = true;
+                try {
+                    walk(
+                        s, from, tokens,
+                        [&](std::size_t at, std::uint32_t n) {
+                            if (ok && detail::plane_commit<M>::commit(backing_, layout_, at, n))
+                                done += n;
+                            else
+                                ok = false;
+                        },
+                        last_extra);
+                } catch (...) {
+                    undo();
+                    throw;
+                }
+                if (!ok) {
+                    undo();
+                    return false;
+                }
+            }
+            s.committed = tokens;
         } else {
-            (void)s, (void)tokens;
+            (void)s, (void)tokens, (void)last_extra;
         }
         return true;
     }
@@ -560,6 +714,17 @@ private:
         detail::plane_commit<M>::decommit(backing_, layout_, offset, tokens);
     }
 
+    // Decommits every committed token of `s`, run by run.
+    void decommit_lease(const slot& s) noexcept {
+        if constexpr (CommittingBacking<M>) {
+            if (s.runs == 1) return decommit_tokens(areas_[s.area].offset(s.block), s.committed);
+            walk(s, 0, s.committed,
+                 [&](std::size_t at, std::uint32_t n) { decommit_tokens(std::uint32_t(at), n); });
+        } else {
+            (void)s;
+        }
+    }
+
     odma::config cfg_;
     [[no_unique_address]] P predictor_;
     [[no_unique_address]] B buckets_;
@@ -569,6 +734,9 @@ private:
     detail::slot_table<slot> slots_;
     detail::occupancy occupancy_;
     std::uint64_t safety_reserved_tokens_ = 0;
+    // Runs after the first of each lease, by slot index; grown only when a lease first gets a
+    // second run, so strictly contiguous configurations never touch it.
+    std::vector<std::vector<run_ref>> extra_runs_;
     mutable odma::stats stats_;
 };
 

@@ -27,9 +27,10 @@ private:
 /// Sizing of one KV-cache allocator.
 ///
 /// Lengths are in tokens; the allocator turns tokens into bytes with bytes_per_token. A lease's
-/// tokens occupy a contiguous, token-major range: token i of the lease lives at
-/// `data(lease, plane) + i * bytes_per_plane_token()` in each plane, which is what lets a region
-/// grow in place and lets a migration copy only the live prefix.
+/// tokens occupy at most max_runs contiguous, token-major runs; with max_runs = 1 (the default)
+/// token i of the lease lives at `data(lease, plane) + i * bytes_per_plane_token()` in each
+/// plane, which is what lets a region grow in place and lets a migration copy only the live
+/// prefix. for_each_run() lists the runs in every case.
 struct config {
     /// KV bytes of one token summed over all layers, keys and values
     /// (2 x layers x kv_heads x head_dim x dtype bytes; 57,344 for DeepSeek-R1-Distill-Qwen-7B).
@@ -59,11 +60,23 @@ struct config {
     /// contiguous run, as attention kernels read them. bytes_per_token must be a multiple of it.
     std::uint32_t planes = 1;
 
+    /// Most contiguous runs one lease may occupy, in [1, max_lease_runs].
+    ///
+    /// 1 is strict contiguity (the ODMA mode): a lease that cannot grow in place migrates. With
+    /// more, a lease that cannot grow in place first gets another run after its last one, so
+    /// nothing is copied, and only a lease that already has max_runs runs migrates, into one run
+    /// again. Each run costs a reader one discontinuity per pass (for_each_run lists them).
+    std::uint32_t max_runs = 1;
+
     /// Bytes of one token in one plane.
     constexpr std::size_t bytes_per_plane_token() const noexcept {
         return planes == 0 ? 0 : bytes_per_token / planes;
     }
 };
+
+/// The largest config::max_runs: a lease's run list lives beside its slot and is walked on
+/// every read, so it stays short.
+inline constexpr std::uint32_t max_lease_runs = 16;
 
 namespace detail {
 
@@ -83,6 +96,9 @@ inline void validate_fields(const config& c) {
         throw config_error("overflow_risk",
                            "must be in [0, 1), got " + std::to_string(c.overflow_risk));
     if (c.planes == 0) throw config_error("planes", "must be greater than zero");
+    if (c.max_runs == 0 || c.max_runs > max_lease_runs)
+        throw config_error("max_runs", "must be in [1, " + std::to_string(max_lease_runs) +
+                                           "], got " + std::to_string(c.max_runs));
     if (c.bytes_per_token % c.planes != 0)
         throw config_error("planes", "must divide bytes_per_token (" +
                                          std::to_string(c.bytes_per_token) + " bytes into " +

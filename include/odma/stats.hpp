@@ -34,10 +34,11 @@ struct stats {
     std::uint64_t resumptions = 0;             ///< of which resume() (preempted requests)
     std::uint64_t releases = 0;                ///< successful release() calls
     std::uint64_t in_place_growths = 0;        ///< extend() that grew without moving
+    std::uint64_t appended_runs = 0;           ///< extend() that added a run (max_runs > 1)
     std::uint64_t migrations = 0;              ///< extend() that copied to a new region
     std::uint64_t migrated_bytes = 0;          ///< bytes those migrations copied
     std::uint64_t safety_pool_admissions = 0;  ///< admit() placed in the pool
-    std::uint64_t safety_pool_migrations = 0;  ///< extend() migrated into the pool
+    std::uint64_t safety_pool_migrations = 0;  ///< extend() migrated or appended into the pool
 
     /// Failed calls, by the error they returned.
     struct rejection_counts {

@@ -31,6 +31,8 @@ namespace {
 
 std::atomic<std::uint64_t> operations{0};  // allocator calls, over all inputs
 std::atomic<std::uint64_t> inputs{0};
+std::atomic<std::uint64_t> appends{0};      // growths that added a run
+std::atomic<std::uint64_t> compactions{0};  // migrations of a lease of several runs
 
 [[noreturn]] void fail(const char* what, int line) {
     std::fprintf(stderr, "odma fuzz: check failed at fuzz_allocator.cpp:%d: %s\n", line, what);
@@ -139,6 +141,7 @@ void run(byte_reader& in) {
     cfg.max_tokens = 8 + in.u16() % 505;
     cfg.safety_pool_fraction = (in.u8() % 5) * 0.1;
     cfg.overflow_risk = (in.u8() % 4) * 0.1;
+    cfg.max_runs = 1 + in.u8() % 4;  // strict contiguity, or leases of up to 2, 3 or 4 runs
     const std::uint32_t general = cfg.max_tokens * (1 + in.u8() % 6) + in.u8();
     const auto tokens = std::uint32_t(double(general) / (1.0 - cfg.safety_pool_fraction)) + 2;
     odma_test::build_context ctx{cfg, std::size_t(tokens) * cfg.bytes_per_token, in.u8()};
@@ -177,30 +180,40 @@ void run(byte_reader& in) {
     std::vector<odma::lease> stale;
     std::uint64_t next_id = 1;
 
-    // Backings with bytes get every token stamped and checked; a backing without bytes
-    // (simulated) must hand out its device addresses: the region's byte offset in each plane.
+    // Backings with bytes get every token stamped and checked, walking the lease's runs; a
+    // backing without bytes (placement_only) must hand out its device addresses: the first
+    // run's byte offset in each plane.
     constexpr bool has_bytes = std::is_same_v<typename Combo::allocator_type::pointer, std::byte*>;
+    // Calls f(byte of the lease in plane p, its address) for bytes [from, to) of the lease.
+    auto each_byte = [&](const model_lease& m, std::uint32_t p, std::size_t from, std::size_t to,
+                         auto&& f) {
+        std::size_t i = 0;
+        FUZZ_CHECK(kv.for_each_run(m.handle, p, [&](std::size_t offset, std::size_t bytes) {
+                         for (std::size_t k = 0; k < bytes; ++k, ++i)
+                             if (i >= from && i < to) f(i, kv.backing().address(offset + k));
+                     }).has_value());
+    };
     auto write = [&](const model_lease& m, std::uint32_t from, std::uint32_t to) {
         for (std::uint32_t p = 0; p < cfg.planes; ++p) {
             const auto base = kv.data(m.handle, p);
             FUZZ_CHECK(base.has_value());
             if constexpr (has_bytes) {
-                for (std::size_t i = from * plane_bytes; i < to * plane_bytes; ++i)
-                    base.get()[i] = pattern(m.id, p, i);
+                each_byte(m, p, from * plane_bytes, to * plane_bytes,
+                          [&](std::size_t i, std::byte* at) { *at = pattern(m.id, p, i); });
             } else {
                 FUZZ_CHECK(base.get() == kv.byte_offset(p, kv.region_of(m.handle)->offset_tokens));
             }
         }
     };
     auto intact = [&](const model_lease& m, std::uint32_t tokens) {
+        bool ok = true;
         if constexpr (has_bytes) {
-            for (std::uint32_t p = 0; p < cfg.planes; ++p) {
-                const std::byte* base = kv.data(m.handle, p);
-                for (std::size_t i = 0; i < tokens * plane_bytes; ++i)
-                    if (base[i] != pattern(m.id, p, i)) return false;
-            }
+            for (std::uint32_t p = 0; p < cfg.planes; ++p)
+                each_byte(m, p, 0, tokens * plane_bytes, [&](std::size_t i, std::byte* at) {
+                    ok = ok && *at == pattern(m.id, p, i);
+                });
         }
-        return true;
+        return ok;
     };
     auto retire = [&](std::size_t i) {
         stale.push_back(live[i].handle);
@@ -254,24 +267,35 @@ void run(byte_reader& in) {
                 }
                 if (!g) {  // nothing moved
                     FUZZ_CHECK(after.offset_tokens == before.offset_tokens &&
-                               after.capacity == before.capacity && after.used == m.used);
+                               after.capacity == before.capacity && after.used == m.used &&
+                               after.runs == before.runs);
                     FUZZ_CHECK(intact(m, m.used));
                     break;
                 }
                 FUZZ_CHECK(after.used == total && after.capacity >= total);
+                FUZZ_CHECK(after.runs >= 1 && after.runs <= cfg.max_runs);
                 switch (*g) {
                     case growth::unchanged:
                         FUZZ_CHECK(total <= before.capacity);
                         FUZZ_CHECK(after.offset_tokens == before.offset_tokens &&
-                                   after.capacity == before.capacity);
+                                   after.capacity == before.capacity && after.runs == before.runs);
                         break;
                     case growth::in_place:
                         FUZZ_CHECK(total > before.capacity);
                         FUZZ_CHECK(after.offset_tokens == before.offset_tokens &&
-                                   after.in_safety_pool == before.in_safety_pool);
+                                   after.in_safety_pool == before.in_safety_pool &&
+                                   after.runs == before.runs);
                         break;
-                    case growth::migrated:
+                    case growth::appended:  // a new run after the last: nothing moved
+                        FUZZ_CHECK(total > before.capacity && before.runs < cfg.max_runs);
+                        FUZZ_CHECK(after.offset_tokens == before.offset_tokens &&
+                                   after.runs == before.runs + 1);
+                        ++appends;
+                        break;
+                    case growth::migrated:  // into one run again
                         FUZZ_CHECK(total > before.capacity);
+                        FUZZ_CHECK(after.runs == 1);
+                        if (before.runs > 1) ++compactions;
                         FUZZ_CHECK(after.offset_tokens != before.offset_tokens ||
                                    after.in_safety_pool != before.in_safety_pool);
                         break;
@@ -610,10 +634,13 @@ void run_one(const std::uint8_t* data, std::size_t size) {
 
 void print_totals() {
     std::fprintf(stderr,
-                 "odma fuzz: %llu allocator operations over %llu inputs, %zu combinations\n",
+                 "odma fuzz: %llu allocator operations over %llu inputs, %zu combinations; "
+                 "%llu growths by a new run, %llu compactions of multi-run leases\n",
                  static_cast<unsigned long long>(operations.load()),
                  static_cast<unsigned long long>(inputs.load()),
-                 fuzzed_combos::size + odma_test::paged_combos::size);
+                 fuzzed_combos::size + odma_test::paged_combos::size,
+                 static_cast<unsigned long long>(appends.load()),
+                 static_cast<unsigned long long>(compactions.load()));
 }
 
 }  // namespace odma_fuzz
