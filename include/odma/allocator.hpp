@@ -19,6 +19,7 @@
 #include <odma/detail/occupancy.hpp>
 #include <odma/detail/plane_layout.hpp>
 #include <odma/detail/request_checks.hpp>
+#include <odma/detail/run_list.hpp>
 #include <odma/detail/slot_table.hpp>
 #include <odma/errc.hpp>
 #include <odma/growth.hpp>
@@ -300,7 +301,7 @@ public:
             // The runs tile the lease: their sizes add up to its capacity, none is empty, and
             // the run list beside the slot holds exactly the runs after the first.
             const std::uint32_t index = slots_.index_of(s);
-            const std::size_t extra = index < extra_runs_.size() ? extra_runs_[index].size() : 0;
+            const std::size_t extra = extra_runs_.count(index);
             if (s.runs == 0 || s.runs > cfg_.max_runs || extra != s.runs - 1u)
                 return errc::invariant_violation;
             std::uint64_t capacity = 0;
@@ -467,33 +468,23 @@ private:
     slot* find(const lease& l) noexcept { return slots_.find(l); }
     const slot* find(const lease& l) const noexcept { return slots_.find(l); }
 
-    // One run of a lease: a block of one area. Run 0 lives in the slot; a lease of several
-    // runs keeps the others, in token order, in extra_runs_[slot index].
-    struct run_ref {
-        std::uint8_t area;
-        detail::extent_heap::block_id block;
-    };
+    // Run k of a lease: run 0 lives in the slot, the others in extra_runs_.
+    using run_ref = detail::run_ref;
     run_ref run_at(const slot& s, std::uint32_t k) const noexcept {
-        return k == 0 ? run_ref{s.area, s.block} : extra_runs_[slots_.index_of(s)][k - 1];
+        return k == 0 ? run_ref{s.area, s.block} : extra_runs_.at(slots_.index_of(s), k - 1);
     }
     std::uint32_t run_offset(run_ref r) const noexcept { return areas_[r.area].offset(r.block); }
     std::uint32_t run_size(run_ref r) const noexcept { return areas_[r.area].size(r.block); }
 
-    // Calls f(arena token, count) for the lease's tokens [from, to), run by run in token order.
-    // `last_extra` tokens right after the last run count as part of it: the room an in-place
-    // growth is about to take.
+    // Calls f(arena token, count) for the lease's tokens [from, to), run by run in token order
+    // (detail::walk_runs; `last_extra` as there).
     template <class F>
     void walk(const slot& s, std::uint32_t from, std::uint32_t to, F&& f,
               std::uint32_t last_extra = 0) const {
-        std::uint32_t start = 0;
-        for (std::uint32_t k = 0; k < s.runs && start < to; ++k) {
-            const run_ref r = run_at(s, k);
-            const std::uint32_t size = run_size(r) + (k + 1u == s.runs ? last_extra : 0u);
-            const std::uint32_t lo = std::max(from, start);
-            const std::uint32_t hi = std::min<std::uint64_t>(to, std::uint64_t(start) + size);
-            if (lo < hi) f(std::size_t(run_offset(r)) + (lo - start), hi - lo);
-            start += size;
-        }
+        detail::walk_runs(
+            s.runs, [&](std::uint32_t k) { return run_at(s, k); },
+            [&](run_ref r) { return run_size(r); }, [&](run_ref r) { return run_offset(r); }, from,
+            to, std::forward<F>(f), last_extra);
     }
 
     odma::region region_of(const slot& s) const noexcept {
@@ -521,7 +512,7 @@ private:
             if (r.area == safety_area) safety_reserved_tokens_ -= run_size(r);
             areas_[r.area].free(r.block);
         }
-        if (s.runs > 1) extra_runs_[slots_.index_of(s)].clear();  // keeps its capacity
+        if (s.runs > 1) extra_runs_.clear(slots_.index_of(s));
         occupancy_.remove_lease(s.capacity, s.used);
         s.req = request{};
         s.block = no_block;
@@ -550,8 +541,7 @@ private:
     // copied. Returns growth::appended, or no_memory with the lease unchanged.
     result<growth> append_run(slot& s, std::uint32_t total_tokens, std::uint32_t target) {
         const std::uint32_t index = slots_.index_of(s);
-        if (extra_runs_.size() <= index) extra_runs_.resize(slots_.size());  // may throw
-        extra_runs_[index].reserve(cfg_.max_runs - 1u);                      // may throw
+        extra_runs_.reserve(index, slots_.size(), cfg_.max_runs - 1u);  // may throw
         placement at = allocate(target - s.capacity, true);
         if (at.block == no_block) at = allocate(total_tokens - s.capacity, true);
         const auto [area, block] = at;
@@ -579,7 +569,7 @@ private:
             undo();
             return extend_no_memory();
         }
-        extra_runs_[index].push_back({area, block});
+        extra_runs_.push(index, {area, block});
         ++s.runs;
         const std::uint32_t size = areas_[area].size(block);
         add_capacity(area, size);
@@ -617,7 +607,7 @@ private:
             if (r.area == safety_area) safety_reserved_tokens_ -= run_size(r);
             areas_[r.area].free(r.block);
         }
-        if (s.runs > 1) extra_runs_[slots_.index_of(s)].clear();
+        if (s.runs > 1) extra_runs_.clear(slots_.index_of(s));
 
         stats_.migrated_bytes += std::uint64_t(s.used) * cfg_.bytes_per_token;
         ++stats_.migrations;
@@ -661,32 +651,10 @@ private:
             if (tokens <= from) return true;
             if (s.runs == 1) {
                 if (!commit_tokens(areas_[s.area].offset(s.block), from, tokens)) return false;
-            } else {
-                std::uint32_t done = from;  // lease tokens [from, done) are committed
-                auto undo = [&] {
-                    walk(s, from, done, [&](std::size_t at, std::uint32_t n) {
-                        detail::plane_commit<M>::decommit(backing_, layout_, at, n);
-                    });
-                };
-                bool ok = true;
-                try {
-                    walk(
-                        s, from, tokens,
-                        [&](std::size_t at, std::uint32_t n) {
-                            if (ok && detail::plane_commit<M>::commit(backing_, layout_, at, n))
-                                done += n;
-                            else
-                                ok = false;
-                        },
-                        last_extra);
-                } catch (...) {
-                    undo();
-                    throw;
-                }
-                if (!ok) {
-                    undo();
-                    return false;
-                }
+            } else if (!detail::plane_commit<M>::commit_all(backing_, layout_, [&](auto&& f) {
+                           walk(s, from, tokens, f, last_extra);
+                       })) {
+                return false;
             }
             s.committed = tokens;
         } else {
@@ -734,9 +702,7 @@ private:
     detail::slot_table<slot> slots_;
     detail::occupancy occupancy_;
     std::uint64_t safety_reserved_tokens_ = 0;
-    // Runs after the first of each lease, by slot index; grown only when a lease first gets a
-    // second run, so strictly contiguous configurations never touch it.
-    std::vector<std::vector<run_ref>> extra_runs_;
+    detail::extra_runs extra_runs_;
     mutable odma::stats stats_;
 };
 

@@ -57,6 +57,34 @@ struct plane_commit {
         return true;
     }
 
+    /// Commits, in every plane, each piece that pieces(f) hands to f(first token slot, tokens),
+    /// in order: all or nothing. When one fails or throws, the pieces before it are decommitted
+    /// again (pieces() is called a second time for that), then it returns false or rethrows.
+    template <class Pieces>
+    static bool commit_all(M& backing, const plane_layout& layout, Pieces&& pieces) {
+        std::size_t done = 0;
+        bool ok = true;
+        auto undo = [&] {
+            std::size_t i = 0;
+            pieces([&](std::size_t first, std::size_t tokens) {
+                if (i++ < done) decommit(backing, layout, first, tokens);
+            });
+        };
+        try {
+            pieces([&](std::size_t first, std::size_t tokens) {
+                if (ok && commit(backing, layout, first, tokens))
+                    ++done;
+                else
+                    ok = false;
+            });
+        } catch (...) {
+            undo();
+            throw;
+        }
+        if (!ok) undo();
+        return ok;
+    }
+
     /// Decommits token slots [first, first + tokens) in every plane. Never throws: it runs on
     /// release and rollback paths.
     static void decommit(M& backing, const plane_layout& layout, std::size_t first,
