@@ -180,8 +180,9 @@ TEST_CASE("replay: conservation under memory pressure, for every policy") {
     CHECK(results["static"].metrics.preemptions == 0);
     CHECK(results["static"].metrics.migrations == 0);
     // Paging fills the arena and pays for it in preemptions; it never copies.
-    CHECK(results["paged"].metrics.preemptions > 0);
-    CHECK(results["paged"].metrics.migrations == 0);
+    CHECK(results["paged-16"].metrics.preemptions > 0);
+    CHECK(results["paged-16"].metrics.migrations == 0);
+    CHECK(results["paged-128"].metrics.migrations == 0);
     // Knowing the lengths packs more than reserving the maximum.
     CHECK(results["oracle"].metrics.utilization > results["static"].metrics.utilization);
     CHECK(results["oracle"].metrics.preemptions == 0);  // exact reservations never grow
@@ -216,7 +217,7 @@ TEST_CASE("replay: the same inputs give the same result") {
     const auto& trained = trained_model();
     const serving_model sm =
         make_serving_model(tiny_model(1e6, 1e6), small_device(1e15, 6000 * 512));
-    for (const char* p : {"odma", "paged"}) {
+    for (const char* p : {"odma", "paged-16"}) {
         CAPTURE(p);
         const auto a = run_policy(p, w, sm, options(), {}, &trained);
         const auto b = run_policy(p, w, sm, options(), {}, &trained);
@@ -235,7 +236,7 @@ TEST_CASE("replay: paged reads one run per block; contiguous one per request and
     const std::uint32_t prompt = 200, output = 2;  // one decode over 201 tokens
     const workload w = one_request(prompt, output);
     const auto contiguous = run_policy("static", w, sm, options(), {}, nullptr);
-    const auto paged = run_policy("paged", w, sm, options(), {}, nullptr);
+    const auto paged = run_policy("paged-16", w, sm, options(), {}, nullptr);
     const std::uint64_t planes = sm.model.planes();
     CHECK(contiguous.metrics.kv_runs == planes);
     CHECK(paged.metrics.kv_runs == planes * ((prompt + 1 + 15) / 16));
@@ -249,7 +250,7 @@ TEST_CASE("replay: costing two planes and scaling matches costing all of them") 
     const workload w = alpaca_workload(60);
     const serving_model sm =
         make_serving_model(tiny_model(1e6, 1e8), small_device(1e15, 20000 * 512));
-    for (const char* p : {"static", "paged"}) {
+    for (const char* p : {"static", "paged-16"}) {
         CAPTURE(p);
         serving_options sampled = options(), all = options();
         all.kv_planes_sampled = 0;
@@ -378,4 +379,161 @@ TEST_CASE("replay: read_prefix reads a prefix of a lease's runs, in both layouts
     CHECK(reads(contiguous, 20) ==
           std::pair<std::uint64_t, std::uint64_t>(2, 2 * 20 * plane_bytes));
     CHECK(reads(contiguous, 0) == std::pair<std::uint64_t, std::uint64_t>(0, 0));
+}
+
+TEST_CASE("replay: the standard rows, in table order, and the paged alias") {
+    CHECK(policy_names() == std::vector<std::string>{"static", "s3", "paged-16", "paged-128",
+                                                     "odma-strict", "odma", "oracle"});
+    for (const auto& p : policy_names())
+        CHECK(is_policy_name(p));
+    CHECK(is_policy_name("paged"));
+    CHECK(is_policy_name("paged-32"));
+    CHECK_FALSE(is_policy_name("paged-"));
+    CHECK_FALSE(is_policy_name("paged-0"));
+    CHECK_FALSE(is_policy_name("paged-x"));
+    CHECK_FALSE(is_policy_name("lru"));
+    CHECK(policy_uses_predictor("odma-strict"));
+    CHECK(policy_uses_predictor("odma"));
+    CHECK_FALSE(policy_uses_predictor("paged-16"));
+
+    // `paged` is paged with --block-size (16 by default): old command lines give paged-16's row.
+    const workload w = alpaca_workload(60);
+    const serving_model sm =
+        make_serving_model(tiny_model(1e6, 1e8), small_device(1e15, 6000 * 512));
+    const auto alias = run_policy("paged", w, sm, options(), {}, nullptr);
+    const auto p16 = run_policy("paged-16", w, sm, options(), {}, nullptr);
+    CHECK(alias.policy == "paged");
+    CHECK(p16.policy == "paged-16");
+    CHECK(alias.metrics.total_ns == p16.metrics.total_ns);
+    CHECK(alias.metrics.kv_runs == p16.metrics.kv_runs);
+    policy_options big;
+    big.block_tokens = 128;
+    const auto alias128 = run_policy("paged", w, sm, options(), big, nullptr);
+    const auto p128 = run_policy("paged-128", w, sm, options(), {}, nullptr);
+    CHECK(alias128.metrics.total_ns == p128.metrics.total_ns);
+    CHECK(p128.metrics.kv_runs < p16.metrics.kv_runs);
+
+    // odma-strict reads one run per request and plane; odma may read up to max_runs, and with
+    // max_runs = 1 it is odma-strict.
+    const auto& trained = trained_model();
+    const auto strict = run_policy("odma-strict", w, sm, options(), {}, &trained);
+    const auto odma = run_policy("odma", w, sm, options(), {}, &trained);
+    CHECK(strict.metrics.runs_per_decode_read() == 1.0);
+    CHECK(odma.metrics.runs_per_decode_read() >= 1.0);
+    CHECK(odma.metrics.runs_per_decode_read() <= double(policy_options{}.max_runs));
+    policy_options one_run;
+    one_run.max_runs = 1;
+    const auto odma1 = run_policy("odma", w, sm, options(), one_run, &trained);
+    CHECK(strict.metrics.total_ns == odma1.metrics.total_ns);
+    CHECK(strict.metrics.migrations == odma1.metrics.migrations);
+    CHECK_THROWS_AS(run_policy("odma-strict", w, sm, options(), {}, nullptr),
+                    std::invalid_argument);
+}
+
+TEST_CASE("replay: KV runs: one per request and plane when contiguous, ceil(len/block) paged") {
+    const serving_model sm = make_serving_model(tiny_model(1e3, 1e8), small_device(1e15, 1 << 22));
+    const std::uint32_t prompt = 150, output = 40;  // decodes over 151 .. 189 tokens
+    const workload w = one_request(prompt, output);
+    for (const char* p : {"static", "oracle"}) {
+        CAPTURE(p);
+        const auto r = run_policy(p, w, sm, options(), {}, nullptr);
+        CHECK(r.metrics.decode_plane_reads == 2 * (output - 1));  // two sampled planes
+        CHECK(r.metrics.runs_per_decode_read() == 1.0);
+    }
+    for (const std::uint32_t block : {16u, 32u, 128u}) {
+        CAPTURE(block);
+        const auto r = run_policy("paged-" + std::to_string(block), w, sm, options(), {}, nullptr);
+        double blocks = 0;
+        for (std::uint32_t g = 1; g < output; ++g)
+            blocks += std::ceil(double(prompt + g) / double(block));
+        CHECK(r.metrics.decode_plane_reads == 2 * (output - 1));
+        CHECK(r.metrics.runs_per_decode_read() == doctest::Approx(blocks / (output - 1)));
+    }
+}
+
+TEST_CASE("replay: the run cost overrides the device's per-discontinuity cost") {
+    const workload w = alpaca_workload(60);
+    const auto run = [&](const char* policy, double run_cost_ns) {
+        device_preset d = small_device(1e15, 20000 * 512);
+        d.memory.discontinuity_ns = run_cost_ns;
+        return run_policy(policy, w, make_serving_model(tiny_model(1e6, 1e8), d), options(), {},
+                          nullptr);
+    };
+    double last_tps = 0;
+    for (const double cost : {0.0, 20.0, 200.0, 2000.0}) {
+        CAPTURE(cost);
+        const auto r = run("paged-16", cost);
+        // Every run of the stream costs `cost` on the accelerator side.
+        CHECK(r.metrics.kv_discontinuity_ns ==
+              doctest::Approx(double(r.metrics.kv_runs) * cost).epsilon(1e-9));
+        if (last_tps > 0) CHECK(r.metrics.tps <= last_tps);  // dearer runs never speed it up
+        last_tps = r.metrics.tps;
+    }
+    CHECK(run("paged-16", 2000.0).metrics.tps < run("paged-16", 0.0).metrics.tps);
+    // A contiguous policy reads one run per request and plane: far less exposed.
+    const double static_loss = run("static", 0.0).metrics.tps / run("static", 2000.0).metrics.tps;
+    const double paged_loss =
+        run("paged-16", 0.0).metrics.tps / run("paged-16", 2000.0).metrics.tps;
+    CHECK(paged_loss > static_loss);
+}
+
+TEST_CASE("replay: tensor parallelism splits weights, KV bytes and FLOPs over the cards") {
+    const model_preset m = r1_distill_qwen_7b();
+    for (const std::uint32_t n : {1u, 2u, 4u}) {
+        CAPTURE(n);
+        const model_preset s = tensor_parallel_slice(m, n);
+        CHECK(s.bytes_per_token() * n == m.bytes_per_token());
+        CHECK(s.weight_bytes * n == doctest::Approx(m.weight_bytes));
+        CHECK(s.linear_flops_per_token() * n == doctest::Approx(m.linear_flops_per_token()));
+        CHECK(s.attention_flops(1000) * n == doctest::Approx(m.attention_flops(1000)));
+        CHECK(s.planes() == m.planes());  // every card holds every layer's K and V
+        CHECK(s.kv_heads * n == m.kv_heads);
+    }
+    CHECK_THROWS_AS(tensor_parallel_slice(m, 0), std::invalid_argument);
+    CHECK_THROWS_AS(tensor_parallel_slice(m, 3), std::invalid_argument);  // 4 KV heads
+    CHECK_THROWS_AS(tensor_parallel_slice(m, 8), std::invalid_argument);
+    CHECK_THROWS_AS(make_serving_model(m, mlu370_x4(), 3), std::invalid_argument);
+
+    // Each card has its own memory: KV = 0.9 x memory - weights / N - activations.
+    const serving_model one = make_serving_model(m, mlu370_x4(), 1);
+    const serving_model four = make_serving_model(m, mlu370_x4(), 4);
+    CHECK(four.tensor_parallel == 4);
+    CHECK(four.kv_bytes() ==
+          std::uint64_t(0.9 * double(24ull << 30) - 15.2e9 / 4 - double(1ull << 30)));
+    CHECK(four.kv_bytes() / four.model.bytes_per_token() >
+          4 * (one.kv_bytes() / one.model.bytes_per_token()));
+    CHECK(four.weights_ns < one.weights_ns / 3);  // a quarter of the weights to read
+}
+
+TEST_CASE("replay: policies replayed in parallel give the sequential results") {
+    const workload w = alpaca_workload(120);
+    const auto& trained = trained_model();
+    const serving_model sm =
+        make_serving_model(tiny_model(1e6, 1e8), small_device(1e15, 6000 * 512));
+    std::vector<double> seen;
+    const auto par = run_policies(
+        policy_names(), w, sm, options(), {}, &trained, [&](double f) { seen.push_back(f); }, true);
+    const auto seq = run_policies(policy_names(), w, sm, options(), {}, &trained, {}, false);
+    REQUIRE(par.size() == policy_names().size());
+    REQUIRE(seq.size() == par.size());
+    REQUIRE(!seen.empty());
+    CHECK(std::is_sorted(seen.begin(), seen.end()));
+    CHECK(seen.back() == doctest::Approx(1.0));
+    for (std::size_t i = 0; i < par.size(); ++i) {
+        CAPTURE(par[i].policy);
+        CHECK(par[i].policy == policy_names()[i]);
+        CHECK(seq[i].policy == par[i].policy);
+        CHECK(par[i].metrics.total_ns == seq[i].metrics.total_ns);
+        CHECK(par[i].metrics.tps == seq[i].metrics.tps);
+        CHECK(par[i].metrics.utilization == seq[i].metrics.utilization);
+        CHECK(par[i].metrics.preemptions == seq[i].metrics.preemptions);
+        CHECK(par[i].metrics.migrations == seq[i].metrics.migrations);
+        CHECK(par[i].metrics.decode_runs == seq[i].metrics.decode_runs);
+        REQUIRE(par[i].requests.size() == seq[i].requests.size());
+        for (std::size_t k = 0; k < par[i].requests.size(); ++k)
+            CHECK(par[i].requests[k].finish_s == seq[i].requests[k].finish_s);
+    }
+    // An exception in one policy's thread reaches the caller.
+    CHECK_THROWS_AS(run_policies({"static", "s3"}, w, sm, options(), {}, nullptr),
+                    std::invalid_argument);
 }

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -50,8 +51,12 @@ struct cli {
     serving_options so;
     policy_options po;
     double compute_efficiency = -1;  // < 0: the preset's
+    double run_cost_ns = -1;         // < 0: the preset's memory_model::discontinuity_ns
+    std::uint32_t tensor_parallel = 1;
+    bool parallel = true;
     std::string plot_dir;
     bool json = false;
+    bool break_even = false;
     bool progress = true;
 };
 
@@ -64,13 +69,15 @@ usage: odma-replay [options]
 With no options it replays the bundled AlpacaEval trace (data/alpaca_eval_lengths.csv with
 its prompts: half of the prompts train the length predictor, the answers to the other half are
 replayed, all arriving at time 0: an offline throughput run) on one Cambricon MLU370-X4
-serving DeepSeek-R1-Distill-Qwen-7B, with the policies static, s3, paged, odma and oracle.
-For real arrival times use --trace data/azure2023_conv.csv.
+serving DeepSeek-R1-Distill-Qwen-7B, with the policies static, s3, paged-16, paged-128,
+odma-strict, odma and oracle. For real arrival times use --trace data/azure2023_conv.csv; for
+reasoning traffic --trace data/servegen_r1.csv --max-context 32768 --max-new-tokens 32768.
 
 trace and workload
-  --trace PATH            trace CSV: AlpacaEval, Azure, NQ (bundled in data/) or a generic CSV
-                          with prompt_tokens, output_tokens and optional arrival_s, prompt_id,
-                          tag, prompt_text columns (default data/alpaca_eval_lengths.csv)
+  --trace PATH            trace CSV: AlpacaEval, Azure, ServeGen R1, NQ (bundled in data/) or a
+                          generic CSV with prompt_tokens, output_tokens and optional arrival_s,
+                          prompt_id, tag, prompt_text columns (default
+                          data/alpaca_eval_lengths.csv)
   --test-fraction F       share of the trace replayed; the rest trains the predictor. Traces
                           with arrival times are split in time (train on the earlier part),
                           others by prompt (default 0.5)
@@ -92,21 +99,34 @@ serving engine (vLLM names)
                           57,344 B/token; 7.6 B parameters, 15.2 GB)
   --device LIST           comma-separated device presets: mlu370-x4 (24 GB LPDDR5,
                           307.2 GB/s, 96 TFLOPS BF16), h100-hbm3 (80 GB HBM3, 3.35 TB/s,
-                          989 TFLOPS) (default mlu370-x4)
+                          989 TFLOPS), host-epyc (this 2-vCPU host as the device; run cost
+                          measured by bench/bench_attention.cpp) (default mlu370-x4)
   --max-num-seqs N        most requests per batch (default 256)
   --max-batched-tokens N  token budget per iteration, chunked prefill (default 2048)
   --compute-efficiency F  sustained share of peak FLOPS (default: the preset's, 0.5)
   --kv-planes N           planes whose KV reads are costed, scaled to all (0 = all 56;
                           default 2, one layer's K and V: every layer has the same layout)
+  --tensor-parallel N     split the model over N cards of the device (Megatron-style): each
+                          card holds 1/N of the weights and of the KV heads (so 1/N of the KV
+                          bytes per token), does 1/N of the FLOPs and has its own memory; one
+                          card is simulated. N must divide the KV heads (4). All-reduce
+                          traffic between cards is not modelled (default 1)
+  --run-cost-ns X         accelerator-side cost of one discontinuity (run start) in ns,
+                          overriding the device's memory model (memory_model::discontinuity_ns:
+                          20 on mlu370-x4's LPDDR5, 0.25 on h100-hbm3's HBM3)
 
 policies
-  --policies LIST         comma-separated subset of static,s3,paged,odma,oracle (default all)
+  --policies LIST         comma-separated policies (default: static, s3, paged-16, paged-128,
+                          odma-strict, odma, oracle); also paged (= paged-<--block-size>) and
+                          paged-N for any block size N
   --safety-pool F         odma's safety pool share of the arena (default 0.10)
   --overflow-risk R       odma reserves the predictor's (1 - R) quantile (default 0.5, the
                           median, as s3; the library's own default is 0.05)
   --buckets N             odma's learned buckets (default 16)
+  --max-runs N            runs per lease of the odma row (config::max_runs, 1-16; default 4;
+                          odma-strict always 1)
   --s3-buckets N          s3's uniform buckets (default 10)
-  --block-size N          paged block size in tokens (default 16)
+  --block-size N          block size of the `paged` alias, in tokens (default 16)
   --free-order fifo|lifo  paged free-list order (default fifo, as vLLM v1)
   --watermark F           paged: share of blocks admissions leave free (default 0)
 
@@ -115,6 +135,11 @@ output
   --plot DIR              write SVG plots to DIR: utilization over time per policy, odma's
                           bucket boundaries over time (one pair per device)
   --no-progress           no progress bar (it is shown only when stderr is a terminal)
+  --break-even            instead of the table: for each device and each paged policy of
+                          --policies (default paged-16, paged-128), the run cost (ns per
+                          discontinuity) at which odma-strict ties it on TPS, by bisection
+  --sequential            replay the policies one after another instead of one thread each
+                          (same results: the simulator is deterministic)
   --help                  this text
 
 Columns: util = time-averaged used KV bytes / KV capacity; resv util = used / reserved bytes;
@@ -125,7 +150,9 @@ requests (TTFT includes the wait in the queue); preempt = preemptions (recompute
 recomp = tokens prefilled again; migr, migr GB = migrations and bytes they copied; pool =
 safety-pool admissions + migrations; KV GB/s = effective KV read bandwidth; KV dram / KV disc =
 share of memory time spent on KV reads in the DRAM-timing and per-run (discontinuity) layers
-of the cost model; cbound = share of time in compute-bound iterations.
+of the cost model; cbound = share of time in compute-bound iterations; KV runs = mean
+contiguous runs read per request and plane per decode step (1 for a one-run lease,
+ceil(context / block) for paging).
 )";
 }
 
@@ -195,6 +222,14 @@ cli parse_args(int argc, char** argv) {
             c.so.max_batched_tokens = parse<std::uint32_t>(a, value());
         } else if (a == "--compute-efficiency") {
             c.compute_efficiency = parse<double>(a, value());
+        } else if (a == "--tensor-parallel") {
+            c.tensor_parallel = parse<std::uint32_t>(a, value());
+            if (c.tensor_parallel == 0) throw std::invalid_argument("--tensor-parallel: N >= 1");
+        } else if (a == "--run-cost-ns") {
+            c.run_cost_ns = parse<double>(a, value());
+            if (!(c.run_cost_ns >= 0)) throw std::invalid_argument("--run-cost-ns: X >= 0");
+        } else if (a == "--sequential") {
+            c.parallel = false;
         } else if (a == "--kv-planes") {
             c.so.kv_planes_sampled = parse<std::uint32_t>(a, value());
         } else if (a == "--policies") {
@@ -214,8 +249,12 @@ cli parse_args(int argc, char** argv) {
             if (v != "fifo" && v != "lifo")
                 throw std::invalid_argument("--free-order: fifo or lifo");
             c.po.paged_order = v == "fifo" ? odma::free_order::fifo : odma::free_order::lifo;
+        } else if (a == "--max-runs") {
+            c.po.max_runs = parse<std::uint32_t>(a, value());
         } else if (a == "--watermark") {
             c.po.paged_watermark = parse<double>(a, value());
+        } else if (a == "--break-even") {
+            c.break_even = true;
         } else if (a == "--json") {
             c.json = true;
         } else if (a == "--plot") {
@@ -228,10 +267,15 @@ cli parse_args(int argc, char** argv) {
     }
     if (c.devices.empty()) throw std::invalid_argument("--device: no device given");
     if (c.policies.empty()) throw std::invalid_argument("--policies: no policy given");
-    for (const auto& p : c.policies) {
-        const auto names = policy_names();
-        if (std::find(names.begin(), names.end(), p) == names.end())
+    for (const auto& p : c.policies)
+        if (!is_policy_name(p))
             throw std::invalid_argument("--policies: unknown policy '" + p + "'");
+    if (c.break_even && c.json)
+        throw std::invalid_argument("--break-even: prints a table, not --json");
+    try {
+        (void)tensor_parallel_slice(find_model(c.model), c.tensor_parallel);
+    } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(std::string("--tensor-parallel: ") + e.what());
     }
     return c;
 }
@@ -268,7 +312,7 @@ tools::table results_table(const std::vector<replay_result>& results) {
                     "RPS",         "TPS",         "vs static", "TTFT p50 s", "TTFT p99 s",
                     "TPOT p50 ms", "TPOT p99 ms", "preempt",   "recomp",     "migr",
                     "migr GB",     "pool",        "KV GB/s",   "KV dram",    "KV disc",
-                    "cbound"});
+                    "cbound",      "KV runs"});
     double static_tps = 0;
     for (const auto& r : results)
         if (r.policy == "static") static_tps = r.metrics.tps;
@@ -302,7 +346,8 @@ tools::table results_table(const std::vector<replay_result>& results) {
             .add(m.kv_gbps(), 1)
             .add_percent(mem > 0 ? m.kv_dram_ns / mem : 0.0, 1)
             .add_percent(mem > 0 ? m.kv_discontinuity_ns / mem : 0.0, 1)
-            .add_percent(m.total_ns > 0 ? m.compute_bound_ns / m.total_ns : 0.0, 0);
+            .add_percent(m.total_ns > 0 ? m.compute_bound_ns / m.total_ns : 0.0, 0)
+            .add(m.runs_per_decode_read(), 2);
     }
     return t;
 }
@@ -374,6 +419,83 @@ std::string gb(double bytes) {
     return b;
 }
 
+/// The TPS of odma-strict and of `paged_policy` with the run cost set to `run_cost_ns`.
+struct tps_pair {
+    double odma = 0, paged = 0;
+};
+
+tps_pair tps_at(const cli& c, const device_preset& base, const std::string& paged_policy,
+                double run_cost_ns, const workload& w, const odma::predict::ngram* trained) {
+    device_preset dev = base;
+    dev.memory.discontinuity_ns = run_cost_ns;
+    const serving_model sm = make_serving_model(find_model(c.model), dev, c.tensor_parallel);
+    const auto r =
+        run_policies({"odma-strict", paged_policy}, w, sm, c.so, c.po, trained, {}, c.parallel);
+    return {r[0].metrics.tps, r[1].metrics.tps};
+}
+
+/// --break-even: the run cost at which odma-strict ties each paged policy on TPS. Paging's TPS
+/// falls as runs get dearer, odma-strict's (one run per request and plane) barely moves; the
+/// tie is bracketed by growing fourfold from the preset's cost, then bisected (geometric mean)
+/// until the bracket is within 2%.
+void print_break_even(const cli& c, const device_preset& dev, const workload& w,
+                      const odma::predict::ngram* trained) {
+    std::vector<std::string> paged;
+    for (const auto& p : c.policies)
+        if (paged_block_tokens(p, c.po.block_tokens)) paged.push_back(p);
+    if (paged.empty()) paged = {"paged-16", "paged-128"};
+    tools::table t({"device", "TP", "baseline", "preset ns", "break-even ns", "odma-strict TPS",
+                    "paged TPS", "replays"});
+    for (const auto& p : paged) {
+        int replays = 0;
+        const auto at = [&](double x) {
+            ++replays;
+            return tps_at(c, dev, p, x, w, trained);
+        };
+        const tps_pair zero = at(0.0);
+        std::string verdict;
+        tps_pair tie = zero;
+        if (zero.odma >= zero.paged) {
+            verdict = "<= 0 (odma-strict >= paging at 0 ns)";
+        } else {
+            double lo = 0, hi = std::max(1.0, dev.memory.discontinuity_ns);
+            tps_pair h = at(hi);
+            while (h.odma < h.paged && hi < 1e6) {
+                lo = hi;
+                hi *= 4;
+                h = at(hi);
+            }
+            if (h.odma < h.paged) {
+                verdict = "> 1e6 (paging ahead at any cost tried)";
+                tie = h;
+            } else {
+                tie = h;
+                while (hi > 1.02 * lo && hi - lo > 0.01) {
+                    const double mid = lo > 0 ? std::sqrt(lo * hi) : hi / 2;
+                    const tps_pair m = at(mid);
+                    if (m.odma < m.paged) {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                        tie = m;
+                    }
+                }
+                verdict = num(std::round(hi * 100) / 100);
+            }
+        }
+        t.row()
+            .add(dev.name)
+            .add(double(c.tensor_parallel), 0)
+            .add(p)
+            .add(dev.memory.discontinuity_ns, 2)
+            .add(verdict)
+            .add(tie.odma, 0)
+            .add(tie.paged, 0)
+            .add(double(replays), 0);
+    }
+    t.print(std::cout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -384,7 +506,7 @@ int main(int argc, char** argv) try {
     const workload w = make_workload(tr, c.wo);
     if (w.requests.empty()) throw std::invalid_argument(path + ": no request to replay");
 
-    bool need_model = false;
+    bool need_model = c.break_even;
     for (const auto& p : c.policies)
         need_model = need_model || policy_uses_predictor(p);
     std::optional<odma::predict::ngram> trained;
@@ -415,18 +537,24 @@ int main(int argc, char** argv) try {
     for (std::size_t d = 0; d < c.devices.size(); ++d) {
         device_preset dev = find_device(c.devices[d]);
         if (c.compute_efficiency > 0) dev.compute_efficiency = c.compute_efficiency;
-        const serving_model sm = make_serving_model(find_model(c.model), dev);
-        std::vector<replay_result> results;
-        for (const auto& p : c.policies) {
-            const std::string label = dev.name + " " + p;
-            bar.show(label, 0.0);
-            results.push_back(run_policy(p, w, sm, c.so, c.po, trained ? &*trained : nullptr,
-                                         [&](double f) { bar.show(label, f); }));
-            bar.clear();
+        if (c.break_even) {
+            std::cout << "\n";
+            print_break_even(c, dev, w, trained ? &*trained : nullptr);
+            continue;
         }
+        if (c.run_cost_ns >= 0) dev.memory.discontinuity_ns = c.run_cost_ns;
+        const serving_model sm = make_serving_model(find_model(c.model), dev, c.tensor_parallel);
+        const std::string label = dev.name + " " + std::to_string(c.policies.size()) + " policies";
+        bar.show(label, 0.0);
+        const std::vector<replay_result> results = run_policies(
+            c.policies, w, sm, c.so, c.po, trained ? &*trained : nullptr,
+            [&](double f) { bar.show(label, f); }, c.parallel);
+        bar.clear();
         const tools::table t = results_table(results);
         if (c.json) {
             json << (d ? "," : "") << "\n    {\"device\": " << tools::table::json_string(dev.name)
+                 << ", \"tensor_parallel\": " << sm.tensor_parallel
+                 << ", \"run_cost_ns\": " << sm.device.memory.discontinuity_ns
                  << ", \"kv_bytes\": " << sm.kv_bytes()
                  << ", \"kv_tokens\": " << sm.kv_bytes() / sm.model.bytes_per_token()
                  << ", \"weights_read_ms\": " << sm.weights_ns * 1e-6 << ", \"results\": ";
@@ -435,6 +563,13 @@ int main(int argc, char** argv) try {
             json << rows.str() << "}";
         } else {
             std::cout << "\ndevice     " << dev.name << " (" << dev.source << ")\n"
+                      << "           run cost " << num(sm.device.memory.discontinuity_ns)
+                      << " ns per discontinuity"
+                      << (c.run_cost_ns >= 0 ? " (--run-cost-ns)" : " (the preset's)")
+                      << "; tensor parallel " << sm.tensor_parallel
+                      << (sm.tensor_parallel > 1 ? " cards (one simulated; all-reduce not modelled)"
+                                                 : " card")
+                      << "\n"
                       << "           model " << sm.model.name << "; KV cache "
                       << gb(double(sm.kv_bytes())) << " = "
                       << sm.kv_bytes() / sm.model.bytes_per_token() << " tokens; weights read "

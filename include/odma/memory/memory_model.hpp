@@ -29,6 +29,7 @@
 //                     address/descriptor computation, TLB, lost prefetch, shorter DMA bursts).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstddef>
@@ -347,6 +348,65 @@ struct memory_model {
                 .write_queue = 64,
                 .calibration_bursts = 8000,
                 .discontinuity_ns = 0.25};
+    }
+
+    /// A host CPU's memory seen as the device: what its cores stream, not what its DIMMs could.
+    /// A core pulls far less than a server's DDR5 channels deliver (its outstanding misses, not
+    /// the DRAM, set the rate), so this is a fictitious DDR5 device whose pin rate is chosen to
+    /// stream `stream_gbps` with refresh: the figure a benchmark measured on the host (see
+    /// host-epyc in odma-replay's presets). Geometry and timings are DDR5-4800B class values
+    /// (JESD79-5: 32-bit subchannels, BL16 = 64 B bursts, 8 bank groups x 4 banks, 4 KiB rows of
+    /// four x8 chips, tRCD = tRP = 16.25, tRAS 32, tRRD_S 3.33, tRRD_L = tCCD_L = 5, tFAW 13.3,
+    /// RL 16.7, WL 15.8, tRFC1 295 (16 Gb), tREFI 3900, one command slot per tCK = 0.417); only
+    /// the burst spacing (tCCD_S, and tCCD_L where shorter) follows the chosen rate. Two
+    /// subchannels (one DIMM), bank groups interleaved every 64 B. `capacity_bytes` must be a
+    /// multiple of 256 MiB (whole rows in every bank).
+    static memory_model host_ddr5(double stream_gbps, std::uint64_t capacity_bytes,
+                                  double discontinuity_ns) {
+        constexpr double ck4800 = 2000.0 / 4800;  // tCK of DDR5-4800: 0.4167 ns
+        memory_model m{.name = "host-ddr5",
+                       .channels = 2,
+                       .channel_width_bits = 32,
+                       .data_rate_mts = 4800,
+                       .ranks = 1,
+                       .bank_groups = 8,
+                       .banks_per_group = 4,
+                       .row_bytes = 4096,
+                       .burst_bytes = 64,
+                       .capacity_bytes = capacity_bytes,
+                       .tRCD = 39 * ck4800,
+                       .tRP = 39 * ck4800,
+                       .tRAS = 32,
+                       .tRC = 32 + 39 * ck4800,
+                       .tRRD_S = 8 * ck4800,
+                       .tRRD_L = 5,
+                       .tFAW = 32 * ck4800,
+                       .tCCD_S = 8 * ck4800,
+                       .tCCD_L = 5,
+                       .tRTP = 7.5,
+                       .tWR = 30,
+                       .tWTR_S = 2.5,
+                       .tWTR_L = 10,
+                       .tRTW = 2 * ck4800,
+                       .read_latency = 40 * ck4800,
+                       .write_latency = 38 * ck4800,
+                       .tRFC = 295,
+                       .tREFI = 3900,
+                       .command_ns = ck4800,
+                       .activate_commands = 1,
+                       .separate_row_bus = false,
+                       .row_bus_share = 1.0,
+                       .mapping = address_mapping::bank_group_interleaved(1),
+                       .scheduler_window = 64,
+                       .write_queue = 64,
+                       .calibration_bursts = 8000,
+                       .discontinuity_ns = discontinuity_ns};
+        // The pin rate that streams stream_gbps once refresh has taken its share.
+        m.data_rate_mts =
+            stream_gbps * m.refresh_stretch() * 1000.0 / (m.channels * m.channel_width_bits / 8.0);
+        m.tCCD_S = m.burst_ns();  // one burst on the bus at that rate
+        m.tCCD_L = std::max(m.tCCD_L, m.tCCD_S);
+        return m;
     }
 };
 

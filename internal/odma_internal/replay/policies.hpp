@@ -1,22 +1,29 @@
 // odma_internal/replay/policies.hpp - the allocation policies odma-replay compares, each built on
 // the same device memory and replayed through the same serving model.
 //
-//   static  constant predictor (max_new_tokens) + one max-size bucket: every request reserves
-//           prompt + max_new_tokens up front; contiguous; never grows.
-//   s3      the trained ngram predictor's median, rounded up to 10 uniform buckets (S3 predicts
-//           the bucket and reserves it); no safety pool; overflows grow in place or migrate,
-//           else the request is preempted.
-//   paged   vLLM-style 16-token blocks (odma::paged), FIFO free list: no reservation beyond the
-//           last block, scattered reads.
-//   odma    the trained ngram predictor's (1 - overflow_risk) quantile (the median by
-//           default), rounded up to buckets learned online (bucket::online_histogram), with a
-//           10% safety pool; contiguous; overflows grow in place or migrate (to the pool when
-//           the general area is full), else the request is preempted.
-//   oracle  told every true length, one-token buckets: contiguous with perfect knowledge (the
-//           upper bound for contiguous allocation).
+//   static       constant predictor (max_new_tokens) + one max-size bucket: every request
+//                reserves prompt + max_new_tokens up front; contiguous; never grows.
+//   s3           the trained ngram predictor's median, rounded up to 10 uniform buckets (S3
+//                predicts the bucket and reserves it); no safety pool; overflows grow in place
+//                or migrate, else the request is preempted.
+//   paged-16     vLLM-style paging (odma::paged), FIFO free list, 16-token blocks (vLLM,
+//                vllm-mlu): no reservation beyond the last block, scattered reads.
+//   paged-128    the same with 128-token blocks (vllm-ascend's and Intel Gaudi's default).
+//                `paged` is accepted as an alias of paged with policy_options::block_tokens,
+//                and `paged-N` for any block size N.
+//   odma-strict  one contiguous run per lease (today's ODMA mode): the trained ngram
+//                predictor's (1 - overflow_risk) quantile (the median by default), rounded up
+//                to buckets learned online (bucket::online_histogram), with a 10% safety pool;
+//                overflows grow in place or migrate (to the pool when the general area is
+//                full), else the request is preempted.
+//   odma         the recommended configuration (odma_config()): odma-strict's predictor, buckets
+//                and pool, with leases of up to policy_options::max_runs runs (4 by default).
+//   oracle       told every true length, one-token buckets: contiguous with perfect knowledge
+//                (the upper bound for contiguous allocation).
 //
 // Every contiguous policy uses planes = 2 x layers, so each (layer, K/V) of a request is one
 // run, and the arena is the device's KV memory on odma::backing::accounted<placement_only>.
+// run_policies() replays the policies of one table in parallel, one thread each.
 #pragma once
 
 #include <odma_internal/replay/serving_engine.hpp>
@@ -31,10 +38,16 @@
 #include <odma/predict/ngram.hpp>
 #include <odma/predict/oracle.hpp>
 
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <exception>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace odma::replay {
@@ -50,20 +63,59 @@ struct policy_options {
     /// library default (0.05) is the conservative end: fewer growths, more reserved memory.
     double overflow_risk = 0.5;
     std::uint32_t odma_buckets = 16;  ///< odma's learned buckets
+    /// Runs per lease of the recommended `odma` row (config::max_runs); odma-strict uses 1.
+    std::uint32_t max_runs = 4;
     std::uint32_t s3_buckets = 10;    ///< S3's uniform buckets
-    std::uint32_t block_tokens = 16;  ///< paged block size
+    std::uint32_t block_tokens = 16;  ///< block size of the `paged` alias
     free_order paged_order = free_order::fifo;
     double paged_watermark = 0.0;
 };
 
-/// The names run_policy() accepts, in table order.
+/// The names of the standard table, in table order. run_policy() also accepts `paged` (paged
+/// with policy_options::block_tokens) and `paged-N`.
 inline std::vector<std::string> policy_names() {
-    return {"static", "s3", "paged", "odma", "oracle"};
+    return {"static", "s3", "paged-16", "paged-128", "odma-strict", "odma", "oracle"};
+}
+
+/// The block size of a paged policy name (`paged` -> `alias_block`, `paged-N` -> N), or
+/// nothing when `name` is not a paged policy.
+inline std::optional<std::uint32_t> paged_block_tokens(std::string_view name,
+                                                       std::uint32_t alias_block) {
+    if (name == "paged") return alias_block;
+    constexpr std::string_view prefix = "paged-";
+    if (!name.starts_with(prefix) || name.size() == prefix.size()) return std::nullopt;
+    std::uint64_t n = 0;
+    for (const char ch : name.substr(prefix.size())) {
+        if (ch < '0' || ch > '9') return std::nullopt;
+        n = n * 10 + std::uint64_t(ch - '0');
+        if (n > 1u << 20) return std::nullopt;
+    }
+    if (n == 0) return std::nullopt;
+    return std::uint32_t(n);
+}
+
+/// True when run_policy() knows the name: a standard one, `paged` or `paged-N`.
+inline bool is_policy_name(std::string_view name) {
+    for (const auto& p : policy_names())
+        if (p == name) return true;
+    return paged_block_tokens(name, 16).has_value();
 }
 
 /// True when the policy needs a trained predictor.
 inline bool policy_uses_predictor(std::string_view name) {
-    return name == "s3" || name == "odma";
+    return name == "s3" || name == "odma-strict" || name == "odma";
+}
+
+/// The configuration of odma's policies, from the policy options: the one place where the
+/// `odma` row and the `odma-strict` row (one run per lease) are told apart. Until leases of
+/// several runs land in the library they are the same configuration; `strict` will then
+/// keep config.max_runs = 1 and the recommended row set it (and any new knob) from `po`.
+inline odma::config odma_config(const odma::config& base, const policy_options& po, bool strict) {
+    odma::config c = base;
+    c.safety_pool_fraction = po.safety_pool_fraction;
+    c.overflow_risk = po.overflow_risk;
+    c.max_runs = strict ? 1 : po.max_runs;
+    return c;
 }
 
 /// Replays `w` with policy `name` on a fresh device memory. `trained` is the ngram predictor
@@ -107,23 +159,22 @@ inline replay_result run_policy(std::string_view name, const workload& w, const 
             c, need_model(), bucket::fixed::uniform(po.s3_buckets, w.max_context), memory());
         return finish(serve(*kv, w, sm, so, progress));
     }
-    if (name == "paged") {
+    if (const auto block = paged_block_tokens(name, po.block_tokens)) {
         using kv_t = paged<device_memory>;
         const paged_config c{.bytes_per_token = sm.model.bytes_per_token(),
                              .max_tokens = w.max_context,
                              .planes = sm.model.planes(),
-                             .block_tokens = po.block_tokens,
+                             .block_tokens = *block,
                              .watermark = po.paged_watermark,
                              .order = po.paged_order};
         auto kv = std::make_unique<kv_t>(c, memory());
         return finish(serve(*kv, w, sm, so, progress));
     }
-    if (name == "odma") {
+    if (name == "odma-strict" || name == "odma") {
         using kv_t = allocator<predict::ngram, bucket::online_histogram, device_memory>;
-        odma::config c = base;
-        c.safety_pool_fraction = po.safety_pool_fraction;
-        auto kv = std::make_unique<kv_t>(
-            c, need_model(), bucket::online_histogram(po.odma_buckets, w.max_context), memory());
+        auto kv = std::make_unique<kv_t>(odma_config(base, po, name == "odma-strict"), need_model(),
+                                         bucket::online_histogram(po.odma_buckets, w.max_context),
+                                         memory());
         return finish(serve(*kv, w, sm, so, progress));
     }
     if (name == "oracle") {
@@ -134,7 +185,67 @@ inline replay_result run_policy(std::string_view name, const workload& w, const 
         return finish(serve(*kv, w, sm, so, progress));
     }
     throw std::invalid_argument("unknown policy '" + std::string(name) +
-                                "' (known: static, s3, paged, odma, oracle)");
+                                "' (known: static, s3, paged-16, paged-128, paged, paged-N, "
+                                "odma-strict, odma, oracle)");
+}
+
+/// Replays `w` once per policy of `names` and returns the results in that order. With
+/// `parallel`, each policy runs on its own std::thread (each builds its own allocator and
+/// device memory and copies `trained`; nothing mutable is shared), so the results are the same
+/// as sequentially. `progress` is called on the calling thread with the overall share done
+/// (the mean over the policies). The first exception, in table order, is rethrown.
+inline std::vector<replay_result> run_policies(const std::vector<std::string>& names,
+                                               const workload& w, const serving_model& sm,
+                                               const serving_options& so, const policy_options& po,
+                                               const predict::ngram* trained,
+                                               const progress_callback& progress = {},
+                                               bool parallel = true) {
+    const std::size_t n = names.size();
+    std::vector<replay_result> results(n);
+    if (!parallel || n <= 1) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto share = [&, i](double f) {
+                if (progress) progress((double(i) + f) / double(n));
+            };
+            results[i] = run_policy(names[i], w, sm, so, po, trained, share);
+        }
+        return results;
+    }
+    std::vector<std::atomic<double>> done(n);
+    std::vector<std::exception_ptr> errors(n);
+    std::atomic<std::size_t> finished{0};
+    std::vector<std::thread> threads;
+    threads.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        done[i].store(0.0);
+        threads.emplace_back([&, i] {
+            try {
+                results[i] = run_policy(names[i], w, sm, so, po, trained,
+                                        [&, i](double f) { done[i].store(f); });
+            } catch (...) {
+                errors[i] = std::current_exception();
+            }
+            done[i].store(1.0);
+            finished.fetch_add(1);
+        });
+    }
+    const auto report = [&] {
+        if (!progress) return;
+        double sum = 0;
+        for (const auto& d : done)
+            sum += d.load();
+        progress(sum / double(n));
+    };
+    while (progress && finished.load() < n) {
+        report();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    for (auto& t : threads)
+        t.join();
+    report();
+    for (const auto& e : errors)
+        if (e) std::rethrow_exception(e);
+    return results;
 }
 
 /// Trains the ngram predictor on the workload's training part (never on replayed requests).

@@ -58,6 +58,26 @@ inline model_preset r1_distill_qwen_7b() {
     return m;
 }
 
+/// One card's slice of `m` under tensor parallelism over `cards` (Megatron-style: attention
+/// split by heads, MLP by columns/rows): each card holds 1/cards of the query and KV heads,
+/// so 1/cards of the KV bytes per token, 1/cards of the weights, and does 1/cards of the
+/// FLOPs. The all-reduces between cards are not modelled. Throws std::invalid_argument unless
+/// `cards` divides the KV heads and the query heads. cards == 1 returns `m` unchanged.
+inline model_preset tensor_parallel_slice(model_preset m, std::uint32_t cards) {
+    if (cards == 0 || m.kv_heads % cards != 0 || m.q_heads % cards != 0)
+        throw std::invalid_argument("tensor parallelism " + std::to_string(cards) + ": " + m.name +
+                                    " has " + std::to_string(m.kv_heads) + " KV heads and " +
+                                    std::to_string(m.q_heads) +
+                                    " query heads; the card count must divide both");
+    if (cards == 1) return m;
+    m.name += " (1/" + std::to_string(cards) + " per card)";
+    m.q_heads /= cards;
+    m.kv_heads /= cards;
+    m.params /= cards;
+    m.weight_bytes /= cards;
+    return m;
+}
+
 /// An accelerator: its memory (capacity and cost model), its compute, and how much of its
 /// memory a serving engine leaves to the KV cache.
 struct device_preset {
@@ -124,11 +144,38 @@ inline device_preset h100_hbm3() {
     return d;
 }
 
+/// This development machine's CPU as the accelerator: a 2-vCPU AMD EPYC virtual machine (the
+/// one bench/README.md's figures come from), 23 GiB of RAM, fp32 attention on 2 cores. Measured
+/// with odma_bench_attention (bench/README.md, "Decode attention on the host"): the KV stream
+/// rate of the one-run layout and the cost of one more run. Its DRAM layer is
+/// memory_model::host_ddr5, a DDR5-4800-class device paced to stream the measured rate.
+inline device_preset host_epyc() {
+    // Measured on one core (thread CPU time; 4 GiB arena, 4 KiB pages, load average 4-6), then
+    // scaled to the two cores on the assumption that they overlap perfectly (the two-thread
+    // wall-clock run on the shared machine was too noisy to confirm it; bench/README.md):
+    constexpr double stream_gbps = 2 * 7.19;   // one_run: 7.19 GB/s of KV per core
+    constexpr double per_run_ns = 2014.0 / 2;  // least squares: 2,014 ns per run per core
+    constexpr double core_gflops = 151;        // FP32 FMA peak of one core (median of 7 runs)
+    device_preset d;
+    d.name = "host-epyc";
+    d.source =
+        "this development machine's CPU as the accelerator (2-vCPU AMD EPYC VM, 23 GiB): "
+        "measured by odma_bench_attention on one core: KV stream 7.19 GB/s (fp32 decode "
+        "attention, one run per request), 2,014 ns per extra run (4 KiB pages), FP32 FMA peak "
+        "151 GFLOP/s; assumed: 2 cores = 2x one core (14.4 GB/s, 1,007 ns per run device-wide, "
+        "302 GFLOP/s), BF16 no faster than FP32 (AVX512_BF16 could double it), DDR5-4800-class "
+        "DRAM timings (memory_model::host_ddr5), 23 GiB of device memory, compute efficiency "
+        "0.5";
+    d.memory = memory::memory_model::host_ddr5(stream_gbps, 23ull << 30, per_run_ns);
+    d.peak_flops = 2 * core_gflops * 1e9;
+    return d;
+}
+
 inline std::vector<std::string> model_names() {
     return {"r1-distill-qwen-7b"};
 }
 inline std::vector<std::string> device_names() {
-    return {"mlu370-x4", "h100-hbm3"};
+    return {"mlu370-x4", "h100-hbm3", "host-epyc"};
 }
 
 inline model_preset find_model(std::string_view name) {
@@ -140,8 +187,9 @@ inline model_preset find_model(std::string_view name) {
 inline device_preset find_device(std::string_view name) {
     if (name == "mlu370-x4") return mlu370_x4();
     if (name == "h100-hbm3") return h100_hbm3();
+    if (name == "host-epyc") return host_epyc();
     throw std::invalid_argument("unknown device preset '" + std::string(name) +
-                                "' (known: mlu370-x4, h100-hbm3)");
+                                "' (known: mlu370-x4, h100-hbm3, host-epyc)");
 }
 
 }  // namespace odma::replay

@@ -1,7 +1,9 @@
 // odma_internal/replay/serving_engine.hpp - a continuous-batching serving model that replays
 // a workload through one KV-cache allocator and measures what its memory layout costs.
 //
-// The serving model (one accelerator, one model replica), modelled on vLLM v1's scheduler:
+// The serving model (one model replica on one accelerator, or on one card of N under tensor
+// parallelism: serving_model holds that card's slice, see tensor_parallel_slice), modelled on
+// vLLM v1's scheduler:
 //
 //   iteration   One forward pass. It carries one new token for every running request that has
 //               finished its prefill (a decode) and, within a token budget
@@ -81,19 +83,24 @@ struct serving_options {
     std::size_t series_points = 480;
 };
 
-/// The model on the device: presets plus the one-time cost of reading the weights.
+/// The model on the device: presets plus the one-time cost of reading the weights. With tensor
+/// parallelism over N cards, `model` is one card's slice (tensor_parallel_slice): the engine
+/// simulates one card, all cards being symmetric.
 struct serving_model {
     model_preset model;
     device_preset device;
     double weights_ns = 0;  ///< one sequential read of all weights on the device's DRAM model
+    std::uint32_t tensor_parallel = 1;  ///< cards the model is split over
 
     /// KV-cache bytes the engine has (device_preset::kv_bytes).
     std::uint64_t kv_bytes() const { return device.kv_bytes(model); }
 };
 
-/// Builds a serving_model, costing the weight read on a fresh device model.
-inline serving_model make_serving_model(model_preset m, device_preset d) {
-    serving_model s{std::move(m), std::move(d), 0.0};
+/// Builds a serving_model for one card of `tensor_parallel` (model split N ways, see
+/// tensor_parallel_slice), costing the card's weight read on a fresh device model.
+inline serving_model make_serving_model(model_preset m, device_preset d,
+                                        std::uint32_t tensor_parallel = 1) {
+    serving_model s{tensor_parallel_slice(m, tensor_parallel), std::move(d), 0.0, tensor_parallel};
     auto dev = backing::accounted<backing::placement_only>(
         backing::placement_only(static_cast<std::size_t>(s.model.weight_bytes)), s.device.memory);
     dev.read(0, static_cast<std::size_t>(s.model.weight_bytes));
@@ -158,6 +165,16 @@ struct replay_metrics {
     double migration_ns = 0;
     std::uint64_t kv_runs = 0;   ///< KV read runs (sampled planes, scaled)
     std::uint64_t kv_bytes = 0;  ///< KV bytes read (scaled)
+    /// Decodes only, sampled planes, unscaled: the runs for_each_run yielded for the decoding
+    /// request, and the (decode, plane) reads they were yielded for.
+    std::uint64_t decode_runs = 0;
+    std::uint64_t decode_plane_reads = 0;
+
+    /// Mean contiguous runs read per request and plane per decode step ("KV runs"): 1 for a
+    /// contiguous lease of one run, ceil(context / block) for a paged one.
+    double runs_per_decode_read() const {
+        return decode_plane_reads ? double(decode_runs) / double(decode_plane_reads) : 0.0;
+    }
 
     double memory_ns() const {
         return weights_ns + kv_dram_ns + kv_discontinuity_ns + migration_ns;
@@ -415,14 +432,17 @@ private:
 /// Accounts reads of the first `tokens` tokens of `l` in planes [0, planes) on the backing:
 /// the runs an attention kernel issues for that request in one layer. The lease's runs
 /// (for_each_run) cover its used tokens; a prefill reads only the prefix prefilled so far.
+/// Returns the runs for_each_run yielded, over all the planes.
 template <replayable_allocator A>
-void read_prefix(A& kv, const lease& l, std::uint32_t tokens, std::uint32_t planes) {
-    if (tokens == 0) return;
+std::uint64_t read_prefix(A& kv, const lease& l, std::uint32_t tokens, std::uint32_t planes) {
+    if (tokens == 0) return 0;
     auto& dev = kv.backing();
     const std::size_t prefix_bytes = std::size_t(tokens) * kv.config().bytes_per_plane_token();
+    std::uint64_t runs = 0;
     for (std::uint32_t p = 0; p < planes; ++p) {
         std::size_t left = prefix_bytes;
         const auto walked = kv.for_each_run(l, p, [&](std::size_t offset, std::size_t bytes) {
+            ++runs;
             if (left == 0) return;
             const std::size_t n = std::min(left, bytes);
             dev.read(offset, n);
@@ -431,6 +451,7 @@ void read_prefix(A& kv, const lease& l, std::uint32_t tokens, std::uint32_t plan
         if (!walked || left != 0)
             throw std::logic_error("odma-replay: read past the tokens a lease holds");
     }
+    return runs;
 }
 
 /// Where one iteration's time went (ns), and the KV read stream it costed.
@@ -442,6 +463,8 @@ struct iteration_cost {
     double migration_ns = 0;
     std::uint64_t kv_runs = 0;
     std::uint64_t kv_bytes = 0;
+    std::uint64_t decode_runs = 0;         ///< see replay_metrics::decode_runs
+    std::uint64_t decode_plane_reads = 0;  ///< see replay_metrics::decode_plane_reads
 
     double memory_ns() const {
         return weights_ns + kv_dram_ns + kv_discontinuity_ns + migration_ns;
@@ -470,13 +493,15 @@ iteration_cost cost_iteration(A& kv, const std::vector<work_item>& work,
                               const serving_model& sm, plane_sample planes) {
     const model_preset& model = sm.model;
     double flops = 0;
+    std::uint64_t decode_runs = 0, decodes = 0;
     for (const work_item& wi : work) {
         const running_request& a = batch.running()[wi.slot];
         if (wi.decode) {
             const std::uint32_t ctx =
                 w.requests[a.index].prompt_tokens + batch.states()[a.index].generated;
             flops += model.linear_flops_per_token() + model.attention_flops(ctx);
-            read_prefix(kv, a.handle, ctx, planes.planes);
+            decode_runs += read_prefix(kv, a.handle, ctx, planes.planes);
+            ++decodes;
         } else {
             const double d = a.prefilled, c = wi.tokens;
             flops +=
@@ -493,6 +518,8 @@ iteration_cost cost_iteration(A& kv, const std::vector<work_item>& work,
     c.migration_ns = rep.migration.total_ns();
     c.kv_runs = static_cast<std::uint64_t>(double(rep.read.runs) * planes.scale);
     c.kv_bytes = static_cast<std::uint64_t>(double(rep.read.bytes) * planes.scale);
+    c.decode_runs = decode_runs;
+    c.decode_plane_reads = decodes * planes.planes;
     return c;
 }
 
@@ -507,6 +534,8 @@ inline void add_cost(replay_metrics& m, const iteration_cost& c) {
     m.migration_ns += c.migration_ns;
     m.kv_runs += c.kv_runs;
     m.kv_bytes += c.kv_bytes;
+    m.decode_runs += c.decode_runs;
+    m.decode_plane_reads += c.decode_plane_reads;
     ++m.iterations;
 }
 
