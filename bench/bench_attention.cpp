@@ -56,7 +56,6 @@
 #include <thread>
 #include <vector>
 
-#include <sys/mman.h>
 #include <time.h>
 
 namespace {
@@ -139,31 +138,15 @@ struct layout {
     std::uint64_t model_runs() const { return 2 * runs.size(); }
 };
 
-/// The arena: anonymous memory, optionally on transparent huge pages, filled with values in
-/// [-1, 1) so that every page is really there and the math sees ordinary numbers.
-class arena_memory {
-public:
-    arena_memory(std::size_t bytes, bool huge_pages) : bytes_(bytes) {
-        void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) throw std::bad_alloc();
-        if (huge_pages) madvise(p, bytes, MADV_HUGEPAGE);
-        floats_ = static_cast<float*>(p);
-        odma::support::splitmix64 rng(11);
-        for (std::size_t i = 0; i < bytes / sizeof(float); i += 2) {
-            const std::uint64_t r = rng();
-            floats_[i] = float(std::int32_t(r)) * 0x1.0p-31f;
-            floats_[i + 1] = float(std::int32_t(r >> 32)) * 0x1.0p-31f;
-        }
+/// The arena, filled with values in [-1, 1) so that the math sees ordinary numbers.
+void fill_values(float* floats, std::size_t count) {
+    odma::support::splitmix64 rng(11);
+    for (std::size_t i = 0; i + 1 < count; i += 2) {
+        const std::uint64_t r = rng();
+        floats[i] = float(std::int32_t(r)) * 0x1.0p-31f;
+        floats[i + 1] = float(std::int32_t(r >> 32)) * 0x1.0p-31f;
     }
-    arena_memory(const arena_memory&) = delete;
-    arena_memory& operator=(const arena_memory&) = delete;
-    ~arena_memory() { munmap(floats_, bytes_); }
-    float* data() const noexcept { return floats_; }
-
-private:
-    std::size_t bytes_;
-    float* floats_;
-};
+}
 
 template <class T>
 void shuffle(std::vector<T>& v, odma::support::splitmix64& rng) {
@@ -173,7 +156,7 @@ void shuffle(std::vector<T>& v, odma::support::splitmix64& rng) {
 
 struct attention_setup {
     std::size_t arena_bytes;
-    arena_memory arena;
+    odma_bench::mapped_arena<float> arena;
     std::uint64_t plane_tokens;  // token slots per plane
     std::vector<std::uint32_t> lengths;
     std::uint64_t tokens = 0;
@@ -182,7 +165,7 @@ struct attention_setup {
 
     attention_setup(std::size_t mib, bool huge_pages)
         : arena_bytes(mib << 20)
-        , arena(arena_bytes, huge_pages)
+        , arena(arena_bytes, huge_pages, fill_values)
         , plane_tokens(arena_bytes / 2 / token_bytes / max_block * max_block) {
         const auto requests = odma_bench::azure_requests(8192);
         odma::support::splitmix64 rng(7);
@@ -274,6 +257,21 @@ struct softmax_state {
     float sum[q_heads];
 };
 
+/// Calls f(t, h, row) for tokens t0 .. t0 + c - 1 of a plane (token stride token_floats) and each
+/// KV head h, with the head's head_dim values loaded in row: the walk both passes of the kernel
+/// make, over keys for the scores and over values for the weighted sum.
+template <class F>
+inline void for_each_head_row(const float* plane, std::uint32_t t0, std::uint32_t c, F&& f) {
+    for (std::uint32_t t = 0; t < c; ++t) {
+        const float* xt = plane + std::size_t(t0 + t) * token_floats;
+        for (std::uint32_t h = 0; h < kv_heads; ++h) {
+            v16 row[vecs];
+            load_head(row, xt, h);
+            f(t, h, static_cast<const v16*>(row));
+        }
+    }
+}
+
 /// Attends `n` tokens of one run: keys at k, values at v (token stride token_floats).
 inline void attend_run(const float* k, const float* v, std::uint32_t n, const float* q,
                        softmax_state& st) {
@@ -282,26 +280,21 @@ inline void attend_run(const float* k, const float* v, std::uint32_t n, const fl
         float s[q_heads][chunk] = {};  // lanes past c stay 0 (their weights are unused)
         // Scores: per key, the 7 query heads of its KV head (lane-wise sums, then the lanes
         // in a fixed order).
-        for (std::uint32_t t = 0; t < c; ++t) {
-            const float* kt = k + std::size_t(t0 + t) * token_floats;
-            for (std::uint32_t h = 0; h < kv_heads; ++h) {
-                v16 key[vecs];
-                load_head(key, kt, h);
+        for_each_head_row(k, t0, c, [&](std::uint32_t t, std::uint32_t h, const v16* key) {
 #pragma GCC unroll 16
-                for (std::uint32_t j = 0; j < group; ++j) {
-                    const float* qh = q + (h * group + j) * head_dim;
-                    v16 a, qd;
-                    load(qd, qh);
-                    a = qd * key[0];
+            for (std::uint32_t j = 0; j < group; ++j) {
+                const float* qh = q + (h * group + j) * head_dim;
+                v16 a, qd;
+                load(qd, qh);
+                a = qd * key[0];
 #pragma GCC unroll 16
-                    for (std::uint32_t d = 1; d < vecs; ++d) {
-                        load(qd, qh + d * lanes);
-                        a += qd * key[d];
-                    }
-                    s[h * group + j][t] = lane_sum(a);
+                for (std::uint32_t d = 1; d < vecs; ++d) {
+                    load(qd, qh + d * lanes);
+                    a += qd * key[d];
                 }
+                s[h * group + j][t] = lane_sum(a);
             }
-        }
+        });
         // Softmax update: new running max, rescale what was summed so far, weights.
         for (std::uint32_t h = 0; h < q_heads; ++h) {
             float m = st.max[h];
@@ -323,20 +316,15 @@ inline void attend_run(const float* k, const float* v, std::uint32_t n, const fl
                 st.sum[h] += s[h][t];
         }
         // Values, weighted.
-        for (std::uint32_t t = 0; t < c; ++t) {
-            const float* vt = v + std::size_t(t0 + t) * token_floats;
-            for (std::uint32_t h = 0; h < kv_heads; ++h) {
-                v16 val[vecs];
-                load_head(val, vt, h);
+        for_each_head_row(v, t0, c, [&](std::uint32_t t, std::uint32_t h, const v16* val) {
 #pragma GCC unroll 16
-                for (std::uint32_t j = 0; j < group; ++j) {
-                    const float p = s[h * group + j][t];
+            for (std::uint32_t j = 0; j < group; ++j) {
+                const float p = s[h * group + j][t];
 #pragma GCC unroll 16
-                    for (std::uint32_t d = 0; d < vecs; ++d)
-                        st.acc[h * group + j][d] += p * val[d];
-                }
+                for (std::uint32_t d = 0; d < vecs; ++d)
+                    st.acc[h * group + j][d] += p * val[d];
             }
-        }
+        });
     }
 }
 
@@ -582,11 +570,7 @@ int main(int argc, char** argv) {
             ->Arg(1)
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    benchmark::AddCustomContext("arena_mib", std::to_string(mib));
-    benchmark::AddCustomContext("batch_requests", std::to_string(s.lengths.size()));
-    benchmark::AddCustomContext("arena_madvise_hugepage", huge ? "yes" : "no");
+    if (!odma_bench::start_arena_benchmark(argc, argv, mib, s.lengths.size(), huge)) return 1;
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
     if (rounds > 0) summary(rounds, std::max(1u, threads), huge, cpu_clock);

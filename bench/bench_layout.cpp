@@ -39,8 +39,6 @@
 #include <thread>
 #include <vector>
 
-#include <sys/mman.h>
-
 namespace {
 
 constexpr std::size_t plane_token_bytes = 1024;  // one layer's K (or V) of one token
@@ -54,37 +52,21 @@ struct span {
     std::size_t offset, bytes;
 };
 
-/// The arena: anonymous memory, optionally backed by transparent huge pages (2 MiB), written
-/// once so that every page is really there.
-class arena_memory {
-public:
-    arena_memory(std::size_t bytes, bool huge_pages) : bytes_(bytes) {
-        void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) throw std::bad_alloc();
-        if (huge_pages) madvise(p, bytes, MADV_HUGEPAGE);
-        words_ = static_cast<std::uint64_t*>(p);
-        for (std::size_t i = 0; i < bytes / 8; ++i)
-            words_[i] = i * 0x9e3779b97f4a7c15ull;
-    }
-    arena_memory(const arena_memory&) = delete;
-    arena_memory& operator=(const arena_memory&) = delete;
-    ~arena_memory() { munmap(words_, bytes_); }
-    std::uint64_t* data() const noexcept { return words_; }
-
-private:
-    std::size_t bytes_;
-    std::uint64_t* words_;
-};
+/// The arena, written once with a pattern (untouched pages would read the shared zero page).
+void fill_words(std::uint64_t* words, std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i)
+        words[i] = i * 0x9e3779b97f4a7c15ull;
+}
 
 struct layout_setup {
     std::size_t arena_bytes = 0;
-    arena_memory arena;
+    odma_bench::mapped_arena<std::uint64_t> arena;
     std::vector<std::uint32_t> lengths;  // tokens per request of the batch
     std::vector<span> contiguous, paged, sequential;
     std::size_t read_bytes = 0;  // per pass, identical for the three read layouts
 
     layout_setup(std::size_t mib, bool huge_pages)
-        : arena_bytes(mib << 20), arena(arena_bytes, huge_pages) {
+        : arena_bytes(mib << 20), arena(arena_bytes, huge_pages, fill_words) {
         // The batch: trace requests (at most 8,192 tokens) until neither layout has room for
         // another; a request too long for the room left is skipped.
         const auto requests = odma_bench::azure_requests(8192);
@@ -316,12 +298,8 @@ int main(int argc, char** argv) {
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
     }
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    benchmark::AddCustomContext("arena_mib", std::to_string(mib));
-    benchmark::AddCustomContext("batch_requests", std::to_string(s.lengths.size()));
+    if (!odma_bench::start_arena_benchmark(argc, argv, mib, s.lengths.size(), huge)) return 1;
     benchmark::AddCustomContext("transparent_hugepage", transparent_huge_pages());
-    benchmark::AddCustomContext("arena_madvise_hugepage", huge ? "yes" : "no");
     benchmark::AddCustomContext("anon_huge_pages", anon_huge_pages());
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();

@@ -14,9 +14,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <sys/mman.h>
 
 namespace odma_bench {
 
@@ -89,6 +92,42 @@ void register_per_combo(odma_test::type_list<Combos...> list, const std::string&
             ->RangeMultiplier(10)
             ->Range(10, 100000);
     });
+}
+
+/// Anonymous memory for the real-memory benchmarks (bench_layout, bench_attention), optionally
+/// on transparent huge pages (2 MiB, where the kernel allows them), filled by fill(data,
+/// elements) so that every page is really there before anything is timed.
+template <class T>
+class mapped_arena {
+public:
+    template <class Fill>
+    mapped_arena(std::size_t bytes, bool huge_pages, Fill&& fill) : bytes_(bytes) {
+        void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::bad_alloc();
+        if (huge_pages) madvise(p, bytes, MADV_HUGEPAGE);
+        data_ = static_cast<T*>(p);
+        fill(data_, bytes / sizeof(T));
+    }
+    mapped_arena(const mapped_arena&) = delete;
+    mapped_arena& operator=(const mapped_arena&) = delete;
+    ~mapped_arena() { munmap(data_, bytes_); }
+    T* data() const noexcept { return data_; }
+
+private:
+    std::size_t bytes_;
+    T* data_;
+};
+
+/// Starts Google Benchmark for a real-memory benchmark: parses its flags and records the arena
+/// size, the batch and the huge-page choice in the report's context. False on an unknown flag.
+inline bool start_arena_benchmark(int& argc, char** argv, std::size_t arena_mib,
+                                  std::size_t batch_requests, bool huge_pages) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return false;
+    benchmark::AddCustomContext("arena_mib", std::to_string(arena_mib));
+    benchmark::AddCustomContext("batch_requests", std::to_string(batch_requests));
+    benchmark::AddCustomContext("arena_madvise_hugepage", huge_pages ? "yes" : "no");
+    return true;
 }
 
 }  // namespace odma_bench

@@ -457,13 +457,22 @@ TEST_CASE("planes: a lease owns the same token range in every plane, and migrati
     CHECK(kv.check());
 }
 
-TEST_CASE("a committing backing holds exactly the tokens leases use") {
-    using kv_t = odma::allocator<scripted_predictor, odma::bucket::fixed,
-                                 odma_test::counting_commit_backing>;
+namespace {
+using committing_kv =
+    odma::allocator<scripted_predictor, odma::bucket::fixed, odma_test::counting_commit_backing>;
+// Two planes on a backing that counts every committed byte; predicted 16 new tokens.
+committing_kv make_committing(std::uint32_t max_runs = 1) {
     odma::config cfg = small_config();
     cfg.planes = 2;
-    kv_t kv(cfg, scripted_predictor{.tokens = 16}, odma::bucket::fixed::uniform(4, max_tokens),
-            odma_test::counting_commit_backing(1024 * bpt));
+    cfg.max_runs = max_runs;
+    return committing_kv(cfg, scripted_predictor{.tokens = 16},
+                         odma::bucket::fixed::uniform(4, max_tokens),
+                         odma_test::counting_commit_backing(1024 * bpt));
+}
+}  // namespace
+
+TEST_CASE("a committing backing holds exactly the tokens leases use") {
+    auto kv = make_committing();
     static_assert(odma::CommittingBacking<odma_test::counting_commit_backing>);
     auto a = *kv.admit(req(1, 10));
     auto b = *kv.admit(req(2, 20));
@@ -736,13 +745,7 @@ TEST_CASE("runs: a growth that finds no room anywhere leaves the lease intact") 
 }
 
 TEST_CASE("runs: a committing backing commits exactly the tokens held, run by run") {
-    using kv_t = odma::allocator<scripted_predictor, odma::bucket::fixed,
-                                 odma_test::counting_commit_backing>;
-    odma::config cfg = small_config();
-    cfg.planes = 2;
-    cfg.max_runs = 3;
-    kv_t kv(cfg, scripted_predictor{.tokens = 16}, odma::bucket::fixed::uniform(4, max_tokens),
-            odma_test::counting_commit_backing(1024 * bpt));
+    auto kv = make_committing(3);
     auto a = *kv.admit(req(1, 10));
     auto b = *kv.admit(req(2, 10));
     REQUIRE(*kv.extend(a, 70) == growth::appended);

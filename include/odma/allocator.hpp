@@ -134,22 +134,22 @@ public:
         request resumed = original;
         resumed.prompt_tokens += generated;
         resumed.max_new_tokens -= generated;
-        auto l = place(resumed, original);
-        if (l) ++stats_.resumptions;
-        return l;
+        return place(resumed, original, true);
     }
 
     /// Makes `l` hold `total_tokens` tokens (prompt + generated so far).
     ///
     /// Within the reservation nothing moves (growth::unchanged; shrinking is allowed). Beyond
-    /// it the region first tries to grow into the free space right after it (in_place, the
-    /// address stays); otherwise the tokens it held are copied through the backing to a new
-    /// region in the general area or, failing that, the safety pool (migrated: call data()
-    /// again). The new capacity is the bucket of total_tokens, capped at the request's limit.
+    /// it the last run first tries to grow into the free space right after it (in_place, no
+    /// address changes); then, while the lease has fewer than config::max_runs runs, a new run
+    /// takes the rest elsewhere (appended: nothing is copied); otherwise the tokens it holds are
+    /// copied through the backing into one new run in the general area or, failing that, the
+    /// safety pool (migrated: call data() again). The capacity grows to the bucket of
+    /// total_tokens, capped at the request's limit.
     ///
-    /// errc::invalid_lease:   `l` is not live in this allocator.
-    /// errc::invalid_request: total_tokens is 0 or above max_tokens.
-    /// errc::no_memory:       no room anywhere; `l` stays valid at its old size and contents.
+    /// Errors: invalid_lease when `l` is not live here; invalid_request when total_tokens is 0
+    /// or above max_tokens; no_memory when there is no room anywhere, and then `l` keeps its
+    /// runs, size and contents.
     result<growth> extend(const lease& l, std::uint32_t total_tokens) {
         slot* s = find(l);
         if (!s) return reject_lease();
@@ -195,7 +195,6 @@ public:
         const request finished = s->req;
         const std::uint32_t asked = s->asked;
         free_slot(*s);
-        ++stats_.releases;
         // The lease is gone before the policies run: if they throw, the allocator is valid.
         const auto total = static_cast<std::uint32_t>(std::min<std::uint64_t>(
             cfg_.max_tokens, std::uint64_t(finished.prompt_tokens) + generated_tokens));
@@ -212,7 +211,6 @@ public:
         slot* s = find(l);
         if (!s) return reject_lease();
         free_slot(*s);
-        ++stats_.releases;
         return {};
     }
 
@@ -256,12 +254,10 @@ public:
     result<void> for_each_run(const lease& l, std::uint32_t plane, F&& f) const {
         const slot* s = find(l);
         if (!s) return reject_lease();
-        if (plane >= cfg_.planes) return errc::invalid_request;
-        const std::size_t bpt = cfg_.bytes_per_plane_token();
-        walk(*s, 0, s->used, [&](std::size_t token, std::uint32_t n) {
-            f(byte_offset(plane, token), std::size_t(n) * bpt);
-        });
-        return {};
+        return detail::visit_runs(
+            plane, cfg_.planes, cfg_.bytes_per_plane_token(),
+            [&](auto&& piece) { walk(*s, 0, s->used, piece); },
+            [this](std::uint32_t p, std::size_t token) { return byte_offset(p, token); }, f);
     }
 
     /// Counters and current occupancy. Refreshes the derived figures (free space,
@@ -364,8 +360,9 @@ public:
 private:
     // Admits `r` (what the predictor and placement see) and stores `stored` with the lease (what
     // release() teaches the policies): the same request for admit(), the original one for
-    // resume(). `stored` has the same limit (prompt + max_new_tokens) as `r`.
-    result<lease> place(const request& r, const request& stored) {
+    // resume(), which also counts it as a resumption. `stored` has the same limit
+    // (prompt + max_new_tokens) as `r`.
+    result<lease> place(const request& r, const request& stored, bool resumed = false) {
         if (!detail::admissible(r, cfg_.max_tokens)) return refuse_request();
         const std::uint32_t limit = request_limit(r);
         const prediction pred = predictor_.predict(r);
@@ -387,7 +384,9 @@ private:
                 at = allocate(capacity, false);
             }
         }
-        const auto [area, block] = at;
+        // Plain variables, not a structured binding: clang before 16 cannot capture those.
+        const std::uint8_t area = at.area;
+        const auto block = at.block;
         if (block == no_block) {
             ++stats_.rejected.admit_no_memory;
             return errc::no_memory;
@@ -409,6 +408,7 @@ private:
 
         occupancy_.add_lease(capacity, s.used);
         ++stats_.admissions;
+        stats_.resumptions += resumed;
         if (area == safety_area) {
             ++stats_.safety_pool_admissions;
             safety_reserved_tokens_ += capacity;
@@ -492,20 +492,15 @@ private:
                             s.area == safety_area, s.runs};
     }
 
-    errc refuse_request() const noexcept {
-        ++stats_.rejected.invalid_request;
-        return errc::invalid_request;
-    }
-    errc reject_lease() const noexcept {
-        ++stats_.rejected.invalid_lease;
-        return errc::invalid_lease;
-    }
+    errc refuse_request() const noexcept { return detail::refused_request(stats_); }
+    errc reject_lease() const noexcept { return detail::refused_lease(stats_); }
     errc extend_no_memory() noexcept {
         ++stats_.rejected.extend_no_memory;
         return errc::no_memory;
     }
 
-    void free_slot(slot& s) noexcept {
+    // Decommits and frees every run of `s` (its slot fields are the caller's to reset).
+    void free_runs(slot& s) noexcept {
         decommit_lease(s);
         for (std::uint32_t k = 0; k < s.runs; ++k) {
             const run_ref r = run_at(s, k);
@@ -513,6 +508,12 @@ private:
             areas_[r.area].free(r.block);
         }
         if (s.runs > 1) extra_runs_.clear(slots_.index_of(s));
+    }
+
+    // Frees a live lease's memory and slot, and counts the release (release() and abandon()).
+    void free_slot(slot& s) noexcept {
+        ++stats_.releases;
+        free_runs(s);
         occupancy_.remove_lease(s.capacity, s.used);
         s.req = request{};
         s.block = no_block;
@@ -544,7 +545,9 @@ private:
         extra_runs_.reserve(index, slots_.size(), cfg_.max_runs - 1u);  // may throw
         placement at = allocate(target - s.capacity, true);
         if (at.block == no_block) at = allocate(total_tokens - s.capacity, true);
-        const auto [area, block] = at;
+        // Plain variables, not a structured binding: clang before 16 cannot capture those.
+        const std::uint8_t area = at.area;
+        const auto block = at.block;
         if (block == no_block) return extend_no_memory();
         // The existing runs are committed to their end, then the new run's first tokens: all
         // or nothing, so a failure leaves the lease exactly as it was.
@@ -584,7 +587,9 @@ private:
     // Moves every run of `s` into one new run of `target` tokens (copying the tokens it holds,
     // run by run and plane by plane) and frees the old runs: the lease is contiguous again.
     result<growth> migrate(slot& s, std::uint32_t total_tokens, std::uint32_t target) {
-        const auto [area, block] = allocate(target, true);
+        const placement at = allocate(target, true);
+        const std::uint8_t area = at.area;
+        const auto block = at.block;
         if (block == no_block) return extend_no_memory();
         const std::uint32_t to = areas_[area].offset(block);
         if (!commit_or_free(area, block, to, total_tokens)) return extend_no_memory();
@@ -601,13 +606,7 @@ private:
             areas_[area].free(block);
             throw;
         }
-        decommit_lease(s);
-        for (std::uint32_t k = 0; k < s.runs; ++k) {
-            const run_ref r = run_at(s, k);
-            if (r.area == safety_area) safety_reserved_tokens_ -= run_size(r);
-            areas_[r.area].free(r.block);
-        }
-        if (s.runs > 1) extra_runs_.clear(slots_.index_of(s));
+        free_runs(s);
 
         stats_.migrated_bytes += std::uint64_t(s.used) * cfg_.bytes_per_token;
         ++stats_.migrations;

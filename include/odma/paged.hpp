@@ -21,6 +21,7 @@
 #include <odma/detail/occupancy.hpp>
 #include <odma/detail/plane_layout.hpp>
 #include <odma/detail/request_checks.hpp>
+#include <odma/detail/run_list.hpp>
 #include <odma/detail/slot_table.hpp>
 #include <odma/errc.hpp>
 #include <odma/growth.hpp>
@@ -148,9 +149,7 @@ public:
     /// errc::no_memory:       fewer free blocks than that needs plus the watermark.
     result<lease> resume(const request& original, std::uint32_t generated) {
         if (!detail::resumable(original, generated, cfg_.max_tokens)) return refuse_request();
-        auto l = place(original.prompt_tokens + generated);
-        if (l) ++stats_.resumptions;
-        return l;
+        return place(original.prompt_tokens + generated, true);
     }
 
     /// Makes `l` hold `total_tokens` tokens. growth::unchanged when its blocks already have
@@ -199,7 +198,6 @@ public:
         slot* s = find(l);
         if (!s) return reject_lease();
         free_slot(*s);
-        ++stats_.releases;
         return {};
     }
 
@@ -236,16 +234,18 @@ public:
     result<void> for_each_run(const lease& l, std::uint32_t plane, F&& f) const {
         const slot* s = find(l);
         if (!s) return reject_lease();
-        if (plane >= cfg_.planes) return errc::invalid_request;
-        const std::size_t bpt = cfg_.bytes_per_plane_token();
-        std::uint32_t left = s->used;
-        for (const block_id b : s->table) {
-            if (left == 0) break;
-            const std::uint32_t n = std::min(left, cfg_.block_tokens);
-            f(byte_offset(plane, std::size_t(b) * cfg_.block_tokens), std::size_t(n) * bpt);
-            left -= n;
-        }
-        return {};
+        const auto blocks = [&](auto&& piece) {  // one piece per block, the last one partial
+            std::uint32_t left = s->used;
+            for (const block_id b : s->table) {
+                if (left == 0) break;
+                const std::uint32_t n = std::min(left, cfg_.block_tokens);
+                piece(first_slot(b), n);
+                left -= n;
+            }
+        };
+        return detail::visit_runs(
+            plane, cfg_.planes, cfg_.bytes_per_plane_token(), blocks,
+            [this](std::uint32_t p, std::size_t token) { return byte_offset(p, token); }, f);
     }
 
     /// True when `l` is a live lease of this allocator.
@@ -379,8 +379,9 @@ private:
                                           cfg_.block_tokens);
     }
 
-    // Takes the blocks for a new lease's first `tokens` tokens and makes the lease.
-    result<lease> place(std::uint32_t tokens) {
+    // Takes the blocks for a new lease's first `tokens` tokens and makes the lease; `resumed`
+    // counts it as a resumption too.
+    result<lease> place(std::uint32_t tokens, bool resumed = false) {
         const std::uint32_t need = blocks_for(tokens);
         if (std::uint64_t(need) + watermark_blocks_ > free_.size()) {
             ++stats_.rejected.admit_no_memory;
@@ -396,6 +397,7 @@ private:
         s.used = tokens;
         occupancy_.add_lease(std::uint64_t(need) * cfg_.block_tokens, s.used);
         ++stats_.admissions;
+        stats_.resumptions += resumed;
         occupancy_.note_peaks(stats_);
         return slots_.handle(index);
     }
@@ -444,16 +446,12 @@ private:
 
     slot* find(const lease& l) noexcept { return slots_.find(l); }
     const slot* find(const lease& l) const noexcept { return slots_.find(l); }
-    errc refuse_request() const noexcept {
-        ++stats_.rejected.invalid_request;
-        return errc::invalid_request;
-    }
-    errc reject_lease() const noexcept {
-        ++stats_.rejected.invalid_lease;
-        return errc::invalid_lease;
-    }
+    errc refuse_request() const noexcept { return detail::refused_request(stats_); }
+    errc reject_lease() const noexcept { return detail::refused_lease(stats_); }
 
+    // Frees a live lease's memory and slot, and counts the release (release() and abandon()).
     void free_slot(slot& s) noexcept {
+        ++stats_.releases;
         // Tail first, as vLLM v1 queues a finished request's blocks.
         for (auto it = s.table.rbegin(); it != s.table.rend(); ++it) {
             detail::plane_commit<M>::decommit(backing_, layout_, first_slot(*it),

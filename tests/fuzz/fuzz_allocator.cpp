@@ -86,6 +86,16 @@ struct model_lease {
     std::uint32_t prompt, used, max_new;
 };
 
+/// The sizes of an admission, decoded from the input: a prompt of up to max_tokens + 7 tokens
+/// (so some are too long) and up to 1,023 new tokens (0 is invalid too).
+struct admission_sizes {
+    std::uint32_t prompt, max_new;
+};
+admission_sizes read_admission(byte_reader& in, std::uint32_t max_tokens) {
+    const std::uint32_t prompt = in.u16() % (max_tokens + 8);
+    return {prompt, std::uint32_t(in.u16() % 1024)};
+}
+
 /// The token count an extend asks for, decoded from the input: mostly growth by 1-64 tokens,
 /// sometimes any valid size (shrinking included), sometimes an impossible one (0 or past
 /// max_tokens).
@@ -228,8 +238,7 @@ void run(byte_reader& in) {
         switch (op % 8) {
             case 0:
             case 1: {  // admit
-                const std::uint32_t prompt = in.u16() % (cfg.max_tokens + 8);
-                const std::uint32_t max_new = in.u16() % 1024;
+                const auto [prompt, max_new] = read_admission(in, cfg.max_tokens);
                 const std::uint64_t id = next_id++;
                 odma_test::tell_length(kv, id, in.u16() % 1024);
                 const odma::request r{.id = id, .prompt_tokens = prompt, .max_new_tokens = max_new};
@@ -480,8 +489,7 @@ void run_paged(byte_reader& in) {
         switch (op % 8) {
             case 0:
             case 1: {  // admit
-                const std::uint32_t prompt = in.u16() % (cfg.max_tokens + 8);
-                const std::uint32_t max_new = in.u16() % 1024;
+                const auto [prompt, max_new] = read_admission(in, cfg.max_tokens);
                 const std::uint32_t free_before = kv.free_blocks();
                 auto l =
                     kv.admit({.id = next_id, .prompt_tokens = prompt, .max_new_tokens = max_new});

@@ -1,7 +1,10 @@
-// odma/detail/request_checks.hpp - the size rules both allocators apply to requests, one each.
+// odma/detail/request_checks.hpp - the size rules both allocators apply to requests, one each,
+// and how both count a refusal.
 #pragma once
 
+#include <odma/errc.hpp>
 #include <odma/request.hpp>
+#include <odma/stats.hpp>
 
 #include <cstdint>
 
@@ -24,6 +27,18 @@ constexpr bool resumable(const request& r, std::uint32_t generated,
 /// A lease may be extended to hold `total` tokens.
 constexpr bool valid_total(std::uint32_t total, std::uint32_t max_tokens) noexcept {
     return total > 0 && total <= max_tokens;
+}
+
+/// Counts a call refused for an impossible size in `s`, and returns the error to answer with.
+inline errc refused_request(odma::stats& s) noexcept {
+    ++s.rejected.invalid_request;
+    return errc::invalid_request;
+}
+
+/// Counts a call refused for a lease that is not live in `s`, and returns the error.
+inline errc refused_lease(odma::stats& s) noexcept {
+    ++s.rejected.invalid_lease;
+    return errc::invalid_lease;
 }
 
 }  // namespace odma::detail

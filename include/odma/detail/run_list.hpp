@@ -3,6 +3,8 @@
 #pragma once
 
 #include <odma/detail/extent_heap.hpp>
+#include <odma/errc.hpp>
+#include <odma/result.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -58,6 +60,19 @@ void walk_runs(std::uint32_t runs, RunAt&& run_at, SizeOf&& size_of, OffsetOf&& 
         if (lo < hi) f(std::size_t(offset_of(r)) + (lo - start), hi - lo);
         start += size;
     }
+}
+
+/// for_each_run of both allocators, once: checks the plane, then turns each piece of a lease that
+/// pieces(g) hands to g(first token slot, tokens), in token order, into f(byte offset, bytes)
+/// through byte_offset(plane, token slot). errc::invalid_request for a plane out of range.
+template <class Pieces, class ByteOffset, class F>
+result<void> visit_runs(std::uint32_t plane, std::uint32_t planes, std::size_t bytes_per_token,
+                        Pieces&& pieces, ByteOffset&& byte_offset, F&& f) {
+    if (plane >= planes) return errc::invalid_request;
+    pieces([&](std::size_t token, std::uint32_t n) {
+        f(byte_offset(plane, token), std::size_t(n) * bytes_per_token);
+    });
+    return {};
 }
 
 }  // namespace odma::detail

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace odma::replay {
@@ -115,33 +116,36 @@ struct device_preset {
     }
 };
 
+/// A device preset from its parts; the other fields keep their defaults.
+inline device_preset make_device(std::string name, std::string source, memory::memory_model memory,
+                                 double peak_flops) {
+    device_preset d;
+    d.name = std::move(name);
+    d.source = std::move(source);
+    d.memory = std::move(memory);
+    d.peak_flops = peak_flops;
+    return d;
+}
+
 /// Cambricon MLU370-X4: 24 GB LPDDR5 at 307.2 GB/s (vendor spec). BF16 peak 96 TFLOPS: the
 /// figure Cambricon gives for its MLUarch03 cards (the MLU370-X8 announcement lists FP32 32,
 /// FP16 96 and BF16 96 TFLOPS); the X4's own sheet could not be consulted offline, so treat it
 /// as the family's figure and check it against the sheet.
 inline device_preset mlu370_x4() {
-    device_preset d;
-    d.name = "mlu370-x4";
-    d.source =
-        "Cambricon MLU370-X4: 24 GB LPDDR5, 307.2 GB/s (vendor spec), 96 TFLOPS BF16 "
-        "(MLUarch03 family figure); "
-        "DRAM timing: odma::memory::memory_model::lpddr5_6400()";
-    d.memory = memory::memory_model::lpddr5_6400();
-    d.peak_flops = 96e12;
-    return d;
+    return make_device("mlu370-x4",
+                       "Cambricon MLU370-X4: 24 GB LPDDR5, 307.2 GB/s (vendor spec), 96 TFLOPS "
+                       "BF16 (MLUarch03 family figure); "
+                       "DRAM timing: odma::memory::memory_model::lpddr5_6400()",
+                       memory::memory_model::lpddr5_6400(), 96e12);
 }
 
 /// NVIDIA H100 SXM5: 80 GB HBM3 at ~3.35 TB/s, BF16 dense 989 TFLOPS (NVIDIA H100 datasheet).
 /// For contrast: HBM barely notices scattered KV.
 inline device_preset h100_hbm3() {
-    device_preset d;
-    d.name = "h100-hbm3";
-    d.source =
-        "NVIDIA H100 SXM5: 80 GB HBM3, 3.35 TB/s, 989 TFLOPS BF16 dense (NVIDIA datasheet); "
-        "DRAM timing: odma::memory::memory_model::hbm3()";
-    d.memory = memory::memory_model::hbm3();
-    d.peak_flops = 989e12;
-    return d;
+    return make_device("h100-hbm3",
+                       "NVIDIA H100 SXM5: 80 GB HBM3, 3.35 TB/s, 989 TFLOPS BF16 dense (NVIDIA "
+                       "datasheet); DRAM timing: odma::memory::memory_model::hbm3()",
+                       memory::memory_model::hbm3(), 989e12);
 }
 
 /// This development machine's CPU as the accelerator: a 2-vCPU AMD EPYC virtual machine (the
@@ -156,19 +160,17 @@ inline device_preset host_epyc() {
     constexpr double stream_gbps = 2 * 7.19;   // one_run: 7.19 GB/s of KV per core
     constexpr double per_run_ns = 2014.0 / 2;  // least squares: 2,014 ns per run per core
     constexpr double core_gflops = 151;        // FP32 FMA peak of one core (median of 7 runs)
-    device_preset d;
-    d.name = "host-epyc";
-    d.source =
+    return make_device(
+        "host-epyc",
         "this development machine's CPU as the accelerator (2-vCPU AMD EPYC VM, 23 GiB): "
         "measured by odma_bench_attention on one core: KV stream 7.19 GB/s (fp32 decode "
         "attention, one run per request), 2,014 ns per extra run (4 KiB pages), FP32 FMA peak "
         "151 GFLOP/s; assumed: 2 cores = 2x one core (14.4 GB/s, 1,007 ns per run device-wide, "
         "302 GFLOP/s), BF16 no faster than FP32 (AVX512_BF16 could double it), DDR5-4800-class "
         "DRAM timings (memory_model::host_ddr5), 23 GiB of device memory, compute efficiency "
-        "0.5";
-    d.memory = memory::memory_model::host_ddr5(stream_gbps, 23ull << 30, per_run_ns);
-    d.peak_flops = 2 * core_gflops * 1e9;
-    return d;
+        "0.5",
+        memory::memory_model::host_ddr5(stream_gbps, 23ull << 30, per_run_ns),
+        2 * core_gflops * 1e9);
 }
 
 inline std::vector<std::string> model_names() {
