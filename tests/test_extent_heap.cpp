@@ -152,3 +152,26 @@ TEST_CASE("extent_heap matches a unit-by-unit reference under random load") {
     CHECK(h.largest_free() == n);
     CHECK(h.check());
 }
+
+TEST_CASE("extent_heap shrinks a block: the cut merges with free space after it, or stands alone") {
+    extent_heap h(0, 100);
+    const auto a = h.allocate(40);
+    const auto b = h.allocate(30);  // [40, 70); [70, 100) free
+    h.shrink(b, 10);                // [50, 70) joins the free [70, 100)
+    CHECK(h.size(b) == 10);
+    CHECK(h.free_units() == 50);
+    CHECK(h.room_after(b) == 50);
+    CHECK(h.largest_free() == 50);
+    h.shrink(a, 25);  // b follows a: the cut [25, 40) is a free block of its own
+    CHECK(h.size(a) == 25);
+    CHECK(h.room_after(a) == 15);
+    CHECK(h.free_units() == 65);
+    h.shrink(a, 25);  // no change
+    h.shrink(a, 0);   // refused: a block keeps at least one unit
+    CHECK(h.size(a) == 25);
+    CHECK(h.check());
+    h.free(a);
+    h.free(b);
+    CHECK(h.largest_free() == 100);
+    CHECK(h.check());
+}

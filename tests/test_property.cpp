@@ -194,12 +194,18 @@ std::size_t run_scenario(const scenario& sc, std::uint32_t seed, int operations)
                     REQUIRE(kv.region_of(m.handle)->offset_tokens == before.offset_tokens);
                     REQUIRE(kv.region_of(m.handle)->capacity ==
                             std::min(target, m.capacity + room));
-                } else if (general_free >= target || pool_free >= target) {
+                } else if (general_free >= total || pool_free >= total) {
+                    // The whole target where an area has it (the general area first), else
+                    // the largest extent that holds the tokens (the general area first).
+                    const bool whole = general_free >= target || pool_free >= target;
+                    const bool to_pool = whole ? general_free < target : general_free < total;
                     REQUIRE(*g == growth::migrated);
                     ++seen.migrated;
-                    seen.to_pool += general_free < target;
-                    REQUIRE(kv.region_of(m.handle)->capacity == target);
-                    REQUIRE(kv.region_of(m.handle)->in_safety_pool == (general_free < target));
+                    seen.to_pool += to_pool;
+                    REQUIRE(kv.region_of(m.handle)->capacity == (whole     ? target
+                                                                 : to_pool ? pool_free
+                                                                           : general_free));
+                    REQUIRE(kv.region_of(m.handle)->in_safety_pool == to_pool);
                 } else {
                     REQUIRE(g.error() == errc::no_memory);
                     ++seen.extend_full;

@@ -31,9 +31,11 @@
 #include <odma/stats.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -80,16 +82,18 @@ public:
                                                  std::to_string(buckets_.max_tokens()) +
                                                  " tokens but max_tokens is " +
                                                  std::to_string(cfg_.max_tokens));
-        const std::size_t tokens = std::min<std::size_t>(backing_.capacity() / cfg_.bytes_per_token,
-                                                         std::numeric_limits<std::uint32_t>::max());
-        if (tokens < cfg_.max_tokens)
+        const std::size_t tokens = align_down(static_cast<std::uint32_t>(
+            std::min<std::size_t>(backing_.capacity() / cfg_.bytes_per_token,
+                                  std::numeric_limits<std::uint32_t>::max())));
+        if (tokens < align_up(cfg_.max_tokens))
             throw config_error("backing", "the arena of " + std::to_string(backing_.capacity()) +
                                               " bytes holds " + std::to_string(tokens) +
                                               " tokens, less than one max bucket (" +
                                               std::to_string(cfg_.max_tokens) + " tokens)");
-        const auto safety = static_cast<std::uint32_t>(double(tokens) * cfg_.safety_pool_fraction);
+        const auto safety =
+            align_down(static_cast<std::uint32_t>(double(tokens) * cfg_.safety_pool_fraction));
         const auto general = static_cast<std::uint32_t>(tokens - safety);
-        if (general < cfg_.max_tokens)
+        if (general < align_up(cfg_.max_tokens))
             throw config_error("safety_pool_fraction",
                                "leaves a general area of " + std::to_string(general) +
                                    " tokens, less than one max bucket (" +
@@ -159,29 +163,14 @@ public:
             set_used(*s, total_tokens);
             return growth::unchanged;
         }
-        const std::uint32_t target =
-            std::max(total_tokens, std::min(bucket_for(total_tokens), request_limit(s->req)));
-
-        // In place: the last run takes the free space after it, up to the target capacity.
-        const run_ref last = run_at(*s, s->runs - 1u);
-        detail::extent_heap& heap = areas_[last.area];
-        const std::uint32_t room = heap.room_after(last.block);
-        if (std::uint64_t(s->capacity) + room >= total_tokens) {
-            const std::uint32_t grown =
-                std::min<std::uint64_t>(target, std::uint64_t(s->capacity) + room);
-            if (!commit_through(*s, total_tokens, grown - s->capacity)) return extend_no_memory();
-            heap.grow(last.block, heap.size(last.block) + (grown - s->capacity));
-            add_capacity(last.area, grown - s->capacity);
-            s->capacity = grown;
-            set_used(*s, total_tokens);
-            ++stats_.in_place_growths;
-            return growth::in_place;
-        }
-        // Another run after the last one, while the lease has fewer than max_runs: no copy.
-        if (s->runs < cfg_.max_runs) {
-            if (auto g = append_run(*s, total_tokens, target)) return g;
-        }
-        return migrate(*s, total_tokens, target);
+        const std::uint32_t target = align_up(
+            std::max(total_tokens, std::min(bucket_for(total_tokens), request_limit(s->req))));
+        if (auto g = grow_without_copy(*s, total_tokens, target)) return g;
+        // Under pressure, borrow the room other leases reserved but do not use before copying.
+        if (cfg_.lend_reserved && lend_tails(s) > 0)
+            if (auto g = grow_without_copy(*s, total_tokens, target)) return g;
+        if (auto g = migrate(*s, total_tokens, target)) return g;
+        return extend_no_memory();
     }
 
     /// Frees `l` and teaches the predictor and bucket policy that the request generated
@@ -258,6 +247,31 @@ public:
             plane, cfg_.planes, cfg_.bytes_per_plane_token(),
             [&](auto&& piece) { walk(*s, 0, s->used, piece); },
             [this](std::uint32_t p, std::size_t token) { return byte_offset(p, token); }, f);
+    }
+
+    /// The block table of `l` for a paged attention kernel whose blocks hold
+    /// `kernel_block_tokens` tokens: block b is tokens [b x K, (b + 1) x K) of every plane (byte
+    /// offset byte_offset(plane, b x K)). Ids are consecutive inside each run, so a kernel that
+    /// reads block tables reads a lease unchanged, and one that reads runs sees a few long
+    /// ones. Writes the ids of the blocks that hold `l`'s used tokens, in token order, into
+    /// `out` (at most out.size() of them) and returns how many there are.
+    ///
+    /// errc::invalid_lease for a lease that is not live; invalid_request unless K divides
+    /// config::run_alignment (runs must start and end on block boundaries).
+    result<std::size_t> block_table(const lease& l, std::uint32_t kernel_block_tokens,
+                                    std::span<std::uint32_t> out) const {
+        const slot* s = find(l);
+        if (!s) return reject_lease();
+        const std::uint32_t k = kernel_block_tokens;
+        if (k == 0 || cfg_.run_alignment % k != 0) return refuse_request();
+        std::size_t n = 0;
+        walk(*s, 0, s->used, [&](std::size_t token, std::uint32_t count) {
+            const auto first = static_cast<std::uint32_t>(token / k);
+            const auto last = static_cast<std::uint32_t>((token + count - 1) / k);
+            for (std::uint32_t b = first; b <= last; ++b, ++n)
+                if (n < out.size()) out[n] = b;
+        });
+        return n;
     }
 
     /// Counters and current occupancy. Refreshes the derived figures (free space,
@@ -370,20 +384,23 @@ private:
             std::clamp<std::uint32_t>(pred.quantile(1.0 - cfg_.overflow_risk), 1, r.max_new_tokens);
         const std::uint32_t need = std::min<std::uint32_t>(limit, r.prompt_tokens + want_new);
         const std::uint32_t bucket = bucket_for(need);
-        std::uint32_t capacity = std::max(need, std::min(bucket, limit));
+        std::uint32_t capacity = align_up(std::max(need, std::min(bucket, limit)));
 
         const std::uint32_t index = slots_.reserve();  // may throw; nothing changed yet
         placement at = allocate(capacity, bucket >= buckets_.max_tokens());
+        if (at.block == no_block && cfg_.max_runs > 1 && !demand_allows(need)) {
+            ++stats_.rejected.admit_no_memory;
+            ++stats_.demand_refusals;
+            return errc::no_memory;
+        }
         if (at.block == no_block && cfg_.max_runs > 1) {
             // Under pressure a lease that may grow by runs starts smaller: the largest free
             // extent, if it holds the prompt and one more token. It packs like a paged
             // allocator, which admits whenever the prompt fits, and grows by another run later.
-            const std::uint32_t room = areas_[general_area].largest_free();
-            if (room > r.prompt_tokens) {
-                capacity = room;
-                at = allocate(capacity, false);
-            }
+            at = allocate_largest(r.prompt_tokens, capacity);
         }
+        if (at.block == no_block && cfg_.max_runs > 1)
+            return place_in_runs(index, r, stored, need, resumed);
         // Plain variables, not a structured binding: clang before 16 cannot capture those.
         const std::uint8_t area = at.area;
         const auto block = at.block;
@@ -405,16 +422,7 @@ private:
         s.used = r.prompt_tokens;
         s.committed = r.prompt_tokens;
         s.area = area;
-
-        occupancy_.add_lease(capacity, s.used);
-        ++stats_.admissions;
-        stats_.resumptions += resumed;
-        if (area == safety_area) {
-            ++stats_.safety_pool_admissions;
-            safety_reserved_tokens_ += capacity;
-        }
-        occupancy_.note_peaks(stats_);
-        return slots_.handle(index);
+        return admitted(s, resumed);
     }
 
     static constexpr std::uint8_t general_area = 0;
@@ -451,6 +459,90 @@ private:
         request req{};
     };
 
+    // config::demand_limit: may an admission under pressure that predicts `need` tokens go on?
+    bool demand_allows(std::uint32_t need) const noexcept {
+        if (cfg_.demand_limit <= 0.0) return true;
+        return double(predicted_demand_ + need) <= cfg_.demand_limit * double(layout_.plane_tokens);
+    }
+
+    // Counts a lease placed by place() or place_in_runs() and hands out its handle.
+    lease admitted(slot& s, bool resumed) {
+        predicted_demand_ += s.asked;
+        occupancy_.add_lease(s.capacity, s.used);
+        ++stats_.admissions;
+        stats_.resumptions += resumed;
+        if (s.area == safety_area) {
+            ++stats_.safety_pool_admissions;
+            safety_reserved_tokens_ += s.capacity;
+        }
+        occupancy_.note_peaks(stats_);
+        return slots_.handle(slots_.index_of(s));
+    }
+
+    // Admission when no extent of the general area holds the prompt: up to max_runs runs, the
+    // largest extents first, holding the prompt and one more token (as a paged allocator
+    // admits whenever the prompt fits anywhere). All or nothing.
+    result<lease> place_in_runs(std::uint32_t index, const request& r, const request& stored,
+                                std::uint32_t need, bool resumed) {
+        extra_runs_.reserve(index, slots_.size(), cfg_.max_runs - 1u);  // may throw
+        std::array<run_ref, max_lease_runs> runs{};
+        std::uint32_t count = 0, capacity = 0;
+        const std::uint32_t want = align_up(r.prompt_tokens + 1u);
+        auto& heap = areas_[general_area];
+        const auto undo = [&] {
+            for (std::uint32_t k = 0; k < count; ++k)
+                heap.free(runs[k].block);
+        };
+        try {
+            while (capacity < want && count < cfg_.max_runs) {
+                const std::uint32_t room =
+                    std::min(align_down(heap.largest_free()), want - capacity);
+                if (room == 0) break;
+                const auto block = heap.allocate(room);
+                if (block == no_block) break;
+                runs[count++] = {general_area, block};
+                capacity += room;
+            }
+        } catch (...) {
+            undo();
+            throw;
+        }
+        if (capacity < want) {
+            undo();
+            ++stats_.rejected.admit_no_memory;
+            return errc::no_memory;
+        }
+        slot& s = slots_.take(index);
+        s.req = stored;
+        s.area = general_area;
+        s.block = runs[0].block;
+        s.runs = std::uint8_t(count);
+        for (std::uint32_t k = 1; k < count; ++k)
+            extra_runs_.push(index, runs[k]);
+        s.capacity = capacity;
+        s.asked = need;
+        s.used = r.prompt_tokens;
+        s.committed = 0;
+        bool ok = false;
+        try {
+            ok = commit_through(s, r.prompt_tokens);
+        } catch (...) {
+            ok = false;
+        }
+        if (!ok) {
+            free_runs(s);
+            s.req = request{};
+            s.block = no_block;
+            s.runs = 1;
+            s.capacity = s.used = s.committed = 0;
+            slots_.release(s);
+            ++stats_.rejected.admit_no_memory;
+            return errc::no_memory;
+        }
+        ++stats_.admissions_in_runs;
+        return admitted(s, resumed);
+    }
+
     std::uint32_t request_limit(const request& r) const noexcept {
         return static_cast<std::uint32_t>(std::min<std::uint64_t>(
             cfg_.max_tokens, std::uint64_t(r.prompt_tokens) + r.max_new_tokens));
@@ -459,6 +551,20 @@ private:
     // A policy returning less than asked, or more than max_tokens, cannot break placement.
     std::uint32_t bucket_for(std::uint32_t tokens) const {
         return std::clamp<std::uint32_t>(buckets_.capacity_for(tokens), tokens, cfg_.max_tokens);
+    }
+
+    // Token counts rounded to config::run_alignment (no-ops at the default of 1). align_up
+    // saturates at the largest aligned uint32_t.
+    std::uint32_t align_up(std::uint32_t tokens) const noexcept {
+        const std::uint32_t a = cfg_.run_alignment;
+        if (a == 1) return tokens;
+        const std::uint64_t up = (std::uint64_t(tokens) + a - 1) / a * a;
+        return static_cast<std::uint32_t>(
+            std::min<std::uint64_t>(up, std::numeric_limits<std::uint32_t>::max() / a * a));
+    }
+    std::uint32_t align_down(std::uint32_t tokens) const noexcept {
+        const std::uint32_t a = cfg_.run_alignment;
+        return a == 1 ? tokens : tokens / a * a;
     }
 
     std::size_t bytes(std::uint64_t tokens) const noexcept {
@@ -513,6 +619,7 @@ private:
     // Frees a live lease's memory and slot, and counts the release (release() and abandon()).
     void free_slot(slot& s) noexcept {
         ++stats_.releases;
+        predicted_demand_ -= s.asked;
         free_runs(s);
         occupancy_.remove_lease(s.capacity, s.used);
         s.req = request{};
@@ -537,18 +644,99 @@ private:
         return {safety_area, areas_[safety_area].allocate(tokens)};
     }
 
+    // The largest free extent of the general area, if it holds more than `prompt` tokens (and
+    // at most `want`); `capacity` becomes its size. no_block otherwise.
+    placement allocate_largest(std::uint32_t prompt, std::uint32_t& capacity) {
+        const std::uint32_t room =
+            align_down(std::min(areas_[general_area].largest_free(), capacity));
+        if (room <= prompt) return {general_area, no_block};
+        const placement at = allocate(room, false);
+        if (at.block != no_block) capacity = room;
+        return at;
+    }
+
+    // A run for a growing lease: `want` tokens when an extent holds them, else the largest
+    // extent that holds at least `need` (a run just large enough would only bring the next
+    // growth sooner); the general area first, then the safety pool. no_block when neither has
+    // `need` contiguous tokens.
+    placement allocate_between(std::uint32_t need, std::uint32_t want) {
+        need = align_up(need);
+        placement at = allocate(want, true);
+        for (const std::uint8_t a : {general_area, safety_area}) {
+            if (at.block != no_block) break;
+            const std::uint32_t room = align_down(areas_[a].largest_free());
+            if (room >= need && room > 0) at = {a, areas_[a].allocate(room)};
+        }
+        return at;
+    }
+
+    // Soft reservations (config::lend_reserved): every live lease but `except` hands the unused
+    // tail of its last run back to that run's heap, where it merges with free space after it.
+    // O(live leases); only calls that found no room come here. Returns the tokens handed back.
+    std::uint64_t lend_tails(const slot* except) {
+        std::uint64_t lent = 0;
+        for (slot& s : slots_.all()) {
+            if (!s.live || &s == except || s.used >= s.capacity) continue;
+            const run_ref last = run_at(s, s.runs - 1u);
+            const std::uint32_t size = run_size(last);
+            // Whole alignment units only, and the run keeps at least one.
+            const std::uint32_t tail =
+                align_down(std::min(s.capacity - s.used, size - cfg_.run_alignment));
+            if (tail == 0) continue;
+            const std::uint32_t kept = s.capacity - tail;
+            if constexpr (CommittingBacking<M>) {
+                if (s.committed > kept) {
+                    walk(s, kept, s.committed, [&](std::size_t at, std::uint32_t n) {
+                        decommit_tokens(std::uint32_t(at), n);
+                    });
+                    s.committed = kept;
+                }
+            }
+            areas_[last.area].shrink(last.block, size - tail);  // may throw before any change
+            occupancy_.add_reserved(-std::int64_t(tail));
+            if (last.area == safety_area) safety_reserved_tokens_ -= tail;
+            s.capacity = kept;
+            lent += tail;
+        }
+        ++stats_.lending_passes;
+        stats_.lent_bytes += lent * cfg_.bytes_per_token;
+        return lent;
+    }
+
+    // In place, then (while the lease has fewer than max_runs runs) by another run: the two
+    // ways to grow that copy nothing. no_memory when neither has room.
+    result<growth> grow_without_copy(slot& s, std::uint32_t total_tokens, std::uint32_t target) {
+        // In place: the last run takes the free space after it, up to the target capacity.
+        const run_ref last = run_at(s, s.runs - 1u);
+        detail::extent_heap& heap = areas_[last.area];
+        const std::uint32_t room = heap.room_after(last.block);
+        if (std::uint64_t(s.capacity) + room >= total_tokens) {
+            const std::uint32_t grown =
+                std::min<std::uint64_t>(target, std::uint64_t(s.capacity) + room);
+            if (!commit_through(s, total_tokens, grown - s.capacity)) return errc::no_memory;
+            heap.grow(last.block, heap.size(last.block) + (grown - s.capacity));
+            add_capacity(last.area, grown - s.capacity);
+            s.capacity = grown;
+            set_used(s, total_tokens);
+            ++stats_.in_place_growths;
+            return growth::in_place;
+        }
+        // Another run after the last one, while the lease has fewer than max_runs: no copy.
+        if (s.runs < cfg_.max_runs) return append_run(s, total_tokens, target);
+        return errc::no_memory;
+    }
+
     // Grows `s` by a new run after its last one, for the tokens beyond its capacity up to
     // `target` (or, when no extent is that large, at least up to `total_tokens`). Nothing is
     // copied. Returns growth::appended, or no_memory with the lease unchanged.
     result<growth> append_run(slot& s, std::uint32_t total_tokens, std::uint32_t target) {
         const std::uint32_t index = slots_.index_of(s);
         extra_runs_.reserve(index, slots_.size(), cfg_.max_runs - 1u);  // may throw
-        placement at = allocate(target - s.capacity, true);
-        if (at.block == no_block) at = allocate(total_tokens - s.capacity, true);
+        const placement at = allocate_between(total_tokens - s.capacity, target - s.capacity);
         // Plain variables, not a structured binding: clang before 16 cannot capture those.
         const std::uint8_t area = at.area;
         const auto block = at.block;
-        if (block == no_block) return extend_no_memory();
+        if (block == no_block) return errc::no_memory;
         // The existing runs are committed to their end, then the new run's first tokens: all
         // or nothing, so a failure leaves the lease exactly as it was.
         const std::uint32_t committed_before = s.committed;
@@ -570,7 +758,7 @@ private:
         }
         if (!ok) {
             undo();
-            return extend_no_memory();
+            return errc::no_memory;
         }
         extra_runs_.push(index, {area, block});
         ++s.runs;
@@ -587,12 +775,13 @@ private:
     // Moves every run of `s` into one new run of `target` tokens (copying the tokens it holds,
     // run by run and plane by plane) and frees the old runs: the lease is contiguous again.
     result<growth> migrate(slot& s, std::uint32_t total_tokens, std::uint32_t target) {
-        const placement at = allocate(target, true);
+        const placement at = allocate_between(total_tokens, target);
         const std::uint8_t area = at.area;
         const auto block = at.block;
-        if (block == no_block) return extend_no_memory();
+        if (block == no_block) return errc::no_memory;
+        target = areas_[area].size(block);
         const std::uint32_t to = areas_[area].offset(block);
-        if (!commit_or_free(area, block, to, total_tokens)) return extend_no_memory();
+        if (!commit_or_free(area, block, to, total_tokens)) return errc::no_memory;
         try {
             const std::size_t bpt = cfg_.bytes_per_plane_token();
             std::size_t at = to;
@@ -701,6 +890,7 @@ private:
     detail::slot_table<slot> slots_;
     detail::occupancy occupancy_;
     std::uint64_t safety_reserved_tokens_ = 0;
+    std::uint64_t predicted_demand_ = 0;  // sum of slot::asked over live leases
     detail::extra_runs extra_runs_;
     mutable odma::stats stats_;
 };

@@ -68,6 +68,28 @@ struct config {
     /// again. Each run costs a reader one discontinuity per pass (for_each_run lists them).
     std::uint32_t max_runs = 1;
 
+    /// Granularity of runs, in tokens (>= 1). Every run starts at a multiple of it and holds
+    /// a multiple of it, so a paged kernel with blocks of any divisor of it can read a lease
+    /// through allocator::block_table(). 1 places token by token.
+    std::uint32_t run_alignment = 1;
+
+    /// Admission control by predicted demand, for leases of several runs. An admission that
+    /// finds no extent for its whole reservation (the allocator is under pressure) and would
+    /// start in a smaller run or in several runs is refused (no_memory) when the predicted
+    /// demand of the live leases (the sum of their predicted lengths) plus its own would exceed
+    /// demand_limit x the arena's token slots. Admissions that get their whole reservation are
+    /// never limited. 0 turns the limit off: admit whenever the prompt fits, as paging does,
+    /// and leave preemption to the engine.
+    double demand_limit = 0.0;
+
+    /// Soft reservations: when an admission or a growth finds no room, live leases hand the
+    /// unused tail of their last run back (their reservation shrinks to what they hold) and
+    /// the call tries again. A lease keeps its predicted room while memory allows and lends it
+    /// only under pressure; a lease that lent its tail grows later in place if the room is
+    /// still free, else by another run (or, at max_runs, by migrating). The pass over the
+    /// live leases is O(live) and runs only on calls that found no room.
+    bool lend_reserved = false;
+
     /// Bytes of one token in one plane.
     constexpr std::size_t bytes_per_plane_token() const noexcept {
         return planes == 0 ? 0 : bytes_per_token / planes;
@@ -95,10 +117,16 @@ inline void validate_fields(const config& c) {
     if (!(c.overflow_risk >= 0.0 && c.overflow_risk < 1.0))
         throw config_error("overflow_risk",
                            "must be in [0, 1), got " + std::to_string(c.overflow_risk));
+    if (!(c.demand_limit >= 0.0 && c.demand_limit <= 1e6))
+        throw config_error("demand_limit",
+                           "must be in [0, 1e6], got " + std::to_string(c.demand_limit));
     if (c.planes == 0) throw config_error("planes", "must be greater than zero");
     if (c.max_runs == 0 || c.max_runs > max_lease_runs)
         throw config_error("max_runs", "must be in [1, " + std::to_string(max_lease_runs) +
                                            "], got " + std::to_string(c.max_runs));
+    if (c.run_alignment == 0 || c.run_alignment > (1u << 20))
+        throw config_error("run_alignment",
+                           "must be in [1, 2^20] tokens, got " + std::to_string(c.run_alignment));
     if (c.bytes_per_token % c.planes != 0)
         throw config_error("planes", "must divide bytes_per_token (" +
                                          std::to_string(c.bytes_per_token) + " bytes into " +

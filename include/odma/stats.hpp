@@ -32,10 +32,14 @@ struct stats {
     std::size_t peak_used_bytes = 0;
     std::uint64_t admissions = 0;              ///< successful admit() and resume() calls
     std::uint64_t resumptions = 0;             ///< of which resume() (preempted requests)
+    std::uint64_t admissions_in_runs = 0;      ///< of which placed in several runs (max_runs > 1)
     std::uint64_t releases = 0;                ///< successful release() calls
     std::uint64_t in_place_growths = 0;        ///< extend() that grew without moving
     std::uint64_t appended_runs = 0;           ///< extend() that added a run (max_runs > 1)
     std::uint64_t migrations = 0;              ///< extend() that copied to a new region
+    std::uint64_t lending_passes = 0;          ///< passes that took back unused tails
+    std::uint64_t lent_bytes = 0;              ///< reserved bytes those passes handed back
+    std::uint64_t demand_refusals = 0;         ///< admissions refused by config::demand_limit
     std::uint64_t migrated_bytes = 0;          ///< bytes those migrations copied
     std::uint64_t safety_pool_admissions = 0;  ///< admit() placed in the pool
     std::uint64_t safety_pool_migrations = 0;  ///< extend() migrated or appended into the pool

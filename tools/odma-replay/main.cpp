@@ -123,8 +123,11 @@ policies
   --overflow-risk R       odma reserves the predictor's (1 - R) quantile (default 0.5, the
                           median, as s3; the library's own default is 0.05)
   --buckets N             odma's learned buckets (default 16)
-  --max-runs N            runs per lease of the odma row (config::max_runs, 1-16; default 4;
+  --max-runs N            runs per lease of the odma row (config::max_runs, 1-16; default 16;
                           odma-strict always 1)
+  --demand-limit F        the odma row's config::demand_limit (default 1.0; 0 = off)
+  --lend                  the odma row lends unused reservations under pressure
+                          (config::lend_reserved; default off)
   --s3-buckets N          s3's uniform buckets (default 10)
   --block-size N          block size of the `paged` alias, in tokens (default 16)
   --free-order fifo|lifo  paged free-list order (default fifo, as vLLM v1)
@@ -251,6 +254,10 @@ cli parse_args(int argc, char** argv) {
             c.po.paged_order = v == "fifo" ? odma::free_order::fifo : odma::free_order::lifo;
         } else if (a == "--max-runs") {
             c.po.max_runs = parse<std::uint32_t>(a, value());
+        } else if (a == "--demand-limit") {
+            c.po.demand_limit = parse<double>(a, value());
+        } else if (a == "--lend") {
+            c.po.lend_reserved = true;
         } else if (a == "--watermark") {
             c.po.paged_watermark = parse<double>(a, value());
         } else if (a == "--break-even") {

@@ -96,6 +96,26 @@ public:
         return true;
     }
 
+    /// Shrinks allocated block `b` to `n` units (0 < n <= size): the units after them become
+    /// free, merged with a free block right after `b`. Throws only std::bad_alloc (from
+    /// bookkeeping growth), before changing any state.
+    void shrink(block_id b, unit n) {
+        if (n == 0 || n >= nodes_[b].size) return;
+        reserve_nodes(1);
+        const unit cut = nodes_[b].size - n;
+        const block_id nx = nodes_[b].next;
+        if (nx != no_block && nodes_[nx].free) {
+            remove_free(nx);
+            nodes_[nx].offset -= cut;
+            nodes_[nx].size += cut;
+            insert_free(nx);
+            nodes_[b].size = n;
+        } else {
+            split(b, n);  // the cut becomes a free block after b
+        }
+        free_units_ += cut;
+    }
+
     /// Units of free space directly after allocated block `b` (what grow() could take).
     unit room_after(block_id b) const noexcept {
         const block_id nx = nodes_[b].next;

@@ -84,6 +84,7 @@ public:
 
     /// Every slot, live and free, in index order (for walks in check() and for_each_live()).
     std::span<const Slot> all() const noexcept { return slots_; }
+    std::span<Slot> all() noexcept { return slots_; }
     std::uint32_t size() const noexcept { return static_cast<std::uint32_t>(slots_.size()); }
     Slot& operator[](std::uint32_t index) noexcept { return slots_[index]; }
     const Slot& operator[](std::uint32_t index) const noexcept { return slots_[index]; }

@@ -17,7 +17,8 @@
 //                overflows grow in place or migrate (to the pool when the general area is
 //                full), else the request is preempted.
 //   odma         the recommended configuration (odma_config()): odma-strict's predictor, buckets
-//                and pool, with leases of up to policy_options::max_runs runs (4 by default).
+//                and pool, with leases of up to policy_options::max_runs runs (16 by default)
+//                and admission by predicted demand (config::demand_limit 1.0).
 //   oracle       told every true length, one-token buckets: contiguous with perfect knowledge
 //                (the upper bound for contiguous allocation).
 //
@@ -64,7 +65,13 @@ struct policy_options {
     double overflow_risk = 0.5;
     std::uint32_t odma_buckets = 16;  ///< odma's learned buckets
     /// Runs per lease of the recommended `odma` row (config::max_runs); odma-strict uses 1.
-    std::uint32_t max_runs = 4;
+    std::uint32_t max_runs = 16;
+    /// Soft reservations for the `odma` row (config::lend_reserved; off: in every scenario
+    /// measured it adds preemptions, see docs/replay.md); odma-strict never lends.
+    bool lend_reserved = false;
+    /// config::demand_limit of the `odma` row: admissions under pressure stop when the live
+    /// leases' predicted lengths fill the arena once.
+    double demand_limit = 1.0;
     std::uint32_t s3_buckets = 10;    ///< S3's uniform buckets
     std::uint32_t block_tokens = 16;  ///< block size of the `paged` alias
     free_order paged_order = free_order::fifo;
@@ -115,6 +122,8 @@ inline odma::config odma_config(const odma::config& base, const policy_options& 
     c.safety_pool_fraction = po.safety_pool_fraction;
     c.overflow_risk = po.overflow_risk;
     c.max_runs = strict ? 1 : po.max_runs;
+    c.lend_reserved = !strict && po.lend_reserved;
+    c.demand_limit = strict ? 0.0 : po.demand_limit;
     return c;
 }
 
