@@ -152,8 +152,15 @@ void run(byte_reader& in) {
     cfg.safety_pool_fraction = (in.u8() % 5) * 0.1;
     cfg.overflow_risk = (in.u8() % 4) * 0.1;
     cfg.max_runs = 1 + in.u8() % 4;  // strict contiguity, or leases of up to 2, 3 or 4 runs
+    // Behaviour under pressure: soft reservations on or off, admission by predicted demand off
+    // or at 0.75 or 1.5 arenas, runs aligned to 1, 2, 4 or 8 tokens.
+    const std::uint8_t pressure = in.u8();
+    cfg.lend_reserved = (pressure & 1) != 0;
+    cfg.demand_limit = ((pressure >> 1) % 3) * 0.75;
+    cfg.run_alignment = 1u << ((pressure >> 3) % 4);
     const std::uint32_t general = cfg.max_tokens * (1 + in.u8() % 6) + in.u8();
-    const auto tokens = std::uint32_t(double(general) / (1.0 - cfg.safety_pool_fraction)) + 2;
+    const auto tokens = std::uint32_t(double(general) / (1.0 - cfg.safety_pool_fraction)) + 2 +
+                        2 * cfg.run_alignment;  // the arena is rounded down to whole units
     odma_test::build_context ctx{cfg, std::size_t(tokens) * cfg.bytes_per_token, in.u8()};
     if (const std::uint8_t bad = in.u8(); bad < 8) {
         // One field broken in a way validation must catch: the constructor throws, nothing
@@ -252,8 +259,13 @@ void run(byte_reader& in) {
                     const auto reg = *kv.region_of(*l);
                     FUZZ_CHECK(reg.used == prompt);
                     FUZZ_CHECK(reg.capacity > prompt);  // room for at least one new token
-                    FUZZ_CHECK(reg.capacity <= cfg.max_tokens);
-                    FUZZ_CHECK(reg.offset_tokens + reg.capacity <= kv.capacity_tokens());
+                    // Capacities are whole alignment units.
+                    FUZZ_CHECK(reg.capacity % cfg.run_alignment == 0);
+                    FUZZ_CHECK(reg.capacity <= (cfg.max_tokens + cfg.run_alignment - 1) /
+                                                   cfg.run_alignment * cfg.run_alignment);
+                    FUZZ_CHECK(reg.runs >= 1 && reg.runs <= cfg.max_runs);
+                    if (reg.runs == 1)
+                        FUZZ_CHECK(reg.offset_tokens + reg.capacity <= kv.capacity_tokens());
                     live.push_back({*l, id, prompt, prompt, max_new});
                     write(live.back(), 0, prompt);
                 }
