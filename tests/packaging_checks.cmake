@@ -26,6 +26,8 @@ set(prefix ${WORK_DIR}/prefix)
 run(${CMAKE_COMMAND} --install ${ODMA_BUILD_DIR} --prefix ${prefix})
 file(GLOB_RECURSE source_headers RELATIVE ${ODMA_SOURCE_DIR}/include ${ODMA_SOURCE_DIR}/include/*.hpp)
 file(GLOB_RECURSE installed_headers RELATIVE ${prefix}/include ${prefix}/include/*)
+# The C interface's header (capi/include/odma_c.h) sits beside odma/ when the C API is built.
+list(REMOVE_ITEM installed_headers odma_c.h)
 list(SORT source_headers)
 list(SORT installed_headers)
 if(NOT source_headers STREQUAL installed_headers)

@@ -15,6 +15,7 @@ vcpkg_cmake_configure(
         -DODMA_BUILD_TESTS=OFF
         -DODMA_BUILD_EXAMPLES=OFF
         -DODMA_BUILD_BENCHMARKS=OFF
+        -DODMA_BUILD_C_API=OFF
         -DODMA_INSTALL=ON
         -DODMA_WITH_CUDA=OFF
         -DODMA_WITH_CNRT=OFF

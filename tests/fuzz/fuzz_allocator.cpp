@@ -12,6 +12,8 @@
 // lease's tokens carry a pattern, so an overlap or a bad migration copy shows up), stale and
 // foreign handles refused, and at the end, with every lease released, an arena that is whole
 // again. A breach prints the line and aborts, which libFuzzer records as a crash.
+#include "byte_reader.hpp"
+
 #include "fuzz_allocator.hpp"
 
 #include "support/combos.hpp"
@@ -40,22 +42,7 @@ std::atomic<std::uint64_t> compactions{0};  // migrations of a lease of several 
 }
 #define FUZZ_CHECK(cond) ((cond) ? void(0) : fail(#cond, __LINE__))
 
-/// Reads the input front to back; past the end every read is 0, so any input is complete.
-class byte_reader {
-public:
-    byte_reader(const std::uint8_t* data, std::size_t size) : p_(data), left_(size) {}
-    bool empty() const noexcept { return left_ == 0; }
-    std::uint8_t u8() noexcept {
-        if (left_ == 0) return 0;
-        --left_;
-        return *p_++;
-    }
-    std::uint16_t u16() noexcept { return std::uint16_t(u8() | (u8() << 8)); }
-
-private:
-    const std::uint8_t* p_;
-    std::size_t left_;
-};
+using odma_fuzz::byte_reader;
 
 using odma::errc;
 using odma::growth;
