@@ -82,12 +82,13 @@ struct config {
     /// and leave preemption to the engine.
     double demand_limit = 0.0;
 
-    /// Soft reservations: when an admission or a growth finds no room, live leases hand the
-    /// unused tail of their last run back (their reservation shrinks to what they hold) and
-    /// the call tries again. A lease keeps its predicted room while memory allows and lends it
-    /// only under pressure; a lease that lent its tail grows later in place if the room is
+    /// Soft reservations: when a growth finds no room, the other live leases hand the unused
+    /// tail of their last run back (their reservation shrinks to what they hold) and the
+    /// growth tries again before copying. A lease keeps its predicted room while memory allows and
+    /// lends it only under pressure; a lease that lent its tail grows later in place if the room is
     /// still free, else by another run (or, at max_runs, by migrating). The pass over the
-    /// live leases is O(live) and runs only on calls that found no room.
+    /// live leases is O(live) and runs only on growths that found no room. Off by default:
+    /// in odma-replay it added preemptions on every trace (docs/replay.md).
     bool lend_reserved = false;
 
     /// Bytes of one token in one plane.

@@ -33,7 +33,7 @@ struct stats {
     std::uint64_t admissions = 0;              ///< successful admit() and resume() calls
     std::uint64_t resumptions = 0;             ///< of which resume() (preempted requests)
     std::uint64_t admissions_in_runs = 0;      ///< of which placed in several runs (max_runs > 1)
-    std::uint64_t releases = 0;                ///< successful release() calls
+    std::uint64_t releases = 0;                ///< successful release() and abandon() calls
     std::uint64_t in_place_growths = 0;        ///< extend() that grew without moving
     std::uint64_t appended_runs = 0;           ///< extend() that added a run (max_runs > 1)
     std::uint64_t migrations = 0;              ///< extend() that copied to a new region

@@ -140,7 +140,8 @@ output
   --no-progress           no progress bar (it is shown only when stderr is a terminal)
   --break-even            instead of the table: for each device and each paged policy of
                           --policies (default paged-16, paged-128), the run cost (ns per
-                          discontinuity) at which odma-strict ties it on TPS, by bisection
+                          discontinuity) at which odma-strict and odma (those of --policies,
+                          else both) tie it on TPS, by bisection
   --sequential            replay the policies one after another instead of one thread each
                           (same results: the simulator is deterministic)
   --help                  this text
@@ -426,80 +427,88 @@ std::string gb(double bytes) {
     return b;
 }
 
-/// The TPS of odma-strict and of `paged_policy` with the run cost set to `run_cost_ns`.
+/// The TPS of `odma_policy` and of `paged_policy` with the run cost set to `run_cost_ns`.
 struct tps_pair {
     double odma = 0, paged = 0;
 };
 
-tps_pair tps_at(const cli& c, const device_preset& base, const std::string& paged_policy,
-                double run_cost_ns, const workload& w, const odma::predict::ngram* trained) {
+tps_pair tps_at(const cli& c, const device_preset& base, const std::string& odma_policy,
+                const std::string& paged_policy, double run_cost_ns, const workload& w,
+                const odma::predict::ngram* trained) {
     device_preset dev = base;
     dev.memory.discontinuity_ns = run_cost_ns;
     const serving_model sm = make_serving_model(find_model(c.model), dev, c.tensor_parallel);
     const auto r =
-        run_policies({"odma-strict", paged_policy}, w, sm, c.so, c.po, trained, {}, c.parallel);
+        run_policies({odma_policy, paged_policy}, w, sm, c.so, c.po, trained, {}, c.parallel);
     return {r[0].metrics.tps, r[1].metrics.tps};
 }
 
-/// --break-even: the run cost at which odma-strict ties each paged policy on TPS. Paging's TPS
-/// falls as runs get dearer, odma-strict's (one run per request and plane) barely moves; the
-/// tie is bracketed by growing fourfold from the preset's cost, then bisected (geometric mean)
-/// until the bracket is within 2%.
+/// --break-even: the run cost at which odma-strict and odma (those of --policies, else both) tie
+/// each paged policy on TPS. Paging's TPS falls as runs get dearer, odma-strict's (one run per
+/// request and plane) barely moves and odma's (a few) moves less; the tie is bracketed by
+/// growing fourfold from the preset's cost, then bisected (geometric mean) until the bracket is
+/// within 2%.
 void print_break_even(const cli& c, const device_preset& dev, const workload& w,
                       const odma::predict::ngram* trained) {
     std::vector<std::string> paged;
     for (const auto& p : c.policies)
         if (paged_block_tokens(p, c.po.block_tokens)) paged.push_back(p);
     if (paged.empty()) paged = {"paged-16", "paged-128"};
-    tools::table t({"device", "TP", "baseline", "preset ns", "break-even ns", "odma-strict TPS",
-                    "paged TPS", "replays"});
-    for (const auto& p : paged) {
-        int replays = 0;
-        const auto at = [&](double x) {
-            ++replays;
-            return tps_at(c, dev, p, x, w, trained);
-        };
-        const tps_pair zero = at(0.0);
-        std::string verdict;
-        tps_pair tie = zero;
-        if (zero.odma >= zero.paged) {
-            verdict = "<= 0 (odma-strict >= paging at 0 ns)";
-        } else {
-            double lo = 0, hi = std::max(1.0, dev.memory.discontinuity_ns);
-            tps_pair h = at(hi);
-            while (h.odma < h.paged && hi < 1e6) {
-                lo = hi;
-                hi *= 4;
-                h = at(hi);
-            }
-            if (h.odma < h.paged) {
-                verdict = "> 1e6 (paging ahead at any cost tried)";
-                tie = h;
+    std::vector<std::string> contiguous;
+    for (const auto& p : c.policies)
+        if (p == "odma-strict" || p == "odma") contiguous.push_back(p);
+    if (contiguous.empty()) contiguous = {"odma-strict", "odma"};
+    tools::table t({"device", "TP", "policy", "baseline", "preset ns", "break-even ns",
+                    "policy TPS", "paged TPS", "replays"});
+    for (const auto& o : contiguous)
+        for (const auto& p : paged) {
+            int replays = 0;
+            const auto at = [&](double x) {
+                ++replays;
+                return tps_at(c, dev, o, p, x, w, trained);
+            };
+            const tps_pair zero = at(0.0);
+            std::string verdict;
+            tps_pair tie = zero;
+            if (zero.odma >= zero.paged) {
+                verdict = "<= 0 (" + o + " >= paging at 0 ns)";
             } else {
-                tie = h;
-                while (hi > 1.02 * lo && hi - lo > 0.01) {
-                    const double mid = lo > 0 ? std::sqrt(lo * hi) : hi / 2;
-                    const tps_pair m = at(mid);
-                    if (m.odma < m.paged) {
-                        lo = mid;
-                    } else {
-                        hi = mid;
-                        tie = m;
-                    }
+                double lo = 0, hi = std::max(1.0, dev.memory.discontinuity_ns);
+                tps_pair h = at(hi);
+                while (h.odma < h.paged && hi < 1e6) {
+                    lo = hi;
+                    hi *= 4;
+                    h = at(hi);
                 }
-                verdict = num(std::round(hi * 100) / 100);
+                if (h.odma < h.paged) {
+                    verdict = "> 1e6 (paging ahead at any cost tried)";
+                    tie = h;
+                } else {
+                    tie = h;
+                    while (hi > 1.02 * lo && hi - lo > 0.01) {
+                        const double mid = lo > 0 ? std::sqrt(lo * hi) : hi / 2;
+                        const tps_pair m = at(mid);
+                        if (m.odma < m.paged) {
+                            lo = mid;
+                        } else {
+                            hi = mid;
+                            tie = m;
+                        }
+                    }
+                    verdict = num(std::round(hi * 100) / 100);
+                }
             }
+            t.row()
+                .add(dev.name)
+                .add(double(c.tensor_parallel), 0)
+                .add(o)
+                .add(p)
+                .add(dev.memory.discontinuity_ns, 2)
+                .add(verdict)
+                .add(tie.odma, 0)
+                .add(tie.paged, 0)
+                .add(double(replays), 0);
         }
-        t.row()
-            .add(dev.name)
-            .add(double(c.tensor_parallel), 0)
-            .add(p)
-            .add(dev.memory.discontinuity_ns, 2)
-            .add(verdict)
-            .add(tie.odma, 0)
-            .add(tie.paged, 0)
-            .add(double(replays), 0);
-    }
     t.print(std::cout);
 }
 
