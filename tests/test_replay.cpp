@@ -212,6 +212,38 @@ TEST_CASE("replay: a request that cannot grow preempts the newest, which is reco
     CHECK(r.metrics.generated_tokens == 80);
 }
 
+TEST_CASE("replay: in swap mode the preempted request's KV goes to the host and back") {
+    // The scenario above with --preemption swap: the second request is preempted with 16 + 33
+    // tokens held; they are copied out over the host link and in again when it resumes, and
+    // nothing is prefilled again.
+    const serving_model sm =
+        make_serving_model(tiny_model(1e3, 1e6), small_device(1e15, 6 * 16 * 512));
+    workload w = one_request(16, 40);
+    w.max_context = 64;
+    w.max_new_tokens = 48;
+    w.requests.push_back(w.requests.front());
+    w.requests.back().id = 8;
+    serving_options so = options();
+    const auto recompute = run_policy("paged", w, sm, so, {}, nullptr);
+    so.preemption = preemption_mode::swap;
+    const auto swap = run_policy("paged", w, sm, so, {}, nullptr);
+    REQUIRE(swap.metrics.preemptions == 1);
+    CHECK(swap.metrics.recomputed_tokens == 0);
+    const std::uint64_t held = std::uint64_t(16 + 33) * sm.model.bytes_per_token();
+    CHECK(swap.metrics.swapped_bytes == 2 * held);  // out and back in
+    CHECK(swap.metrics.swap_ns == doctest::Approx(2.0 * double(held) / sm.device.host_link_gbps));
+    CHECK(swap.allocator_stats.resumptions == 1);
+    CHECK(swap.requests[1].output_tokens == 40);
+    CHECK(swap.metrics.generated_tokens == 80);
+    CHECK(recompute.metrics.swapped_bytes == 0);
+    CHECK(recompute.metrics.swap_ns == 0.0);
+
+    // A device without a host link cannot swap.
+    serving_model no_link = sm;
+    no_link.device.host_link_gbps = 0;
+    CHECK_THROWS_AS(run_policy("paged", w, no_link, so, {}, nullptr), std::invalid_argument);
+}
+
 TEST_CASE("replay: the same inputs give the same result") {
     const workload w = alpaca_workload(100);
     const auto& trained = trained_model();

@@ -103,6 +103,9 @@ serving engine (vLLM names)
                           measured by bench/bench_attention.cpp) (default mlu370-x4)
   --max-num-seqs N        most requests per batch (default 256)
   --max-batched-tokens N  token budget per iteration, chunked prefill (default 2048)
+  --preemption MODE       recompute (drop a preempted request's KV and prefill it again: vLLM
+                          V1) or swap (copy it to host memory over the device's host link and
+                          back, charged serially: vLLM V0's swap space) (default recompute)
   --compute-efficiency F  sustained share of peak FLOPS (default: the preset's, 0.5)
   --kv-planes N           planes whose KV reads are costed, scaled to all (0 = all 56;
                           default 2, one layer's K and V: every layer has the same layout)
@@ -151,7 +154,7 @@ resv = reserved / capacity; batch = mean requests in the batch; RPS, TPS = finis
 and output tokens per second, over the loaded window (until the queue drains after the last
 arrival); vs static = TPS relative to static; TTFT (s) and TPOT (ms) p50/p99 over all
 requests (TTFT includes the wait in the queue); preempt = preemptions (recompute mode),
-recomp = tokens prefilled again; migr, migr GB = migrations and bytes they copied; pool =
+recomp = tokens prefilled again; swap GB = KV swapped to host and back (--preemption swap); migr, migr GB = migrations and bytes they copied; pool =
 safety-pool admissions + migrations; KV GB/s = effective KV read bandwidth; KV dram / KV disc =
 share of memory time spent on KV reads in the DRAM-timing and per-run (discontinuity) layers
 of the cost model; cbound = share of time in compute-bound iterations; KV runs = mean
@@ -257,6 +260,12 @@ cli parse_args(int argc, char** argv) {
             c.po.max_runs = parse<std::uint32_t>(a, value());
         } else if (a == "--demand-limit") {
             c.po.demand_limit = parse<double>(a, value());
+        } else if (a == "--preemption") {
+            const std::string v = value();
+            if (v != "recompute" && v != "swap")
+                throw std::invalid_argument("--preemption: recompute or swap");
+            c.so.preemption = v == "swap" ? odma::replay::preemption_mode::swap
+                                          : odma::replay::preemption_mode::recompute;
         } else if (a == "--lend") {
             c.po.lend_reserved = true;
         } else if (a == "--watermark") {
@@ -318,9 +327,9 @@ private:
 tools::table results_table(const std::vector<replay_result>& results) {
     tools::table t({"policy",      "util",        "resv util", "resv",       "batch",
                     "RPS",         "TPS",         "vs static", "TTFT p50 s", "TTFT p99 s",
-                    "TPOT p50 ms", "TPOT p99 ms", "preempt",   "recomp",     "migr",
-                    "migr GB",     "pool",        "KV GB/s",   "KV dram",    "KV disc",
-                    "cbound",      "KV runs"});
+                    "TPOT p50 ms", "TPOT p99 ms", "preempt",   "recomp",     "swap GB",
+                    "migr",        "migr GB",     "pool",      "KV GB/s",    "KV dram",
+                    "KV disc",     "cbound",      "KV runs"});
     double static_tps = 0;
     for (const auto& r : results)
         if (r.policy == "static") static_tps = r.metrics.tps;
@@ -348,6 +357,7 @@ tools::table results_table(const std::vector<replay_result>& results) {
             .add(m.tpot_p99_s * 1e3, 1)
             .add(double(m.preemptions), 0)
             .add(double(m.recomputed_tokens), 0)
+            .add(double(m.swapped_bytes) * 1e-9, 2)
             .add(double(m.migrations), 0)
             .add(double(m.migrated_bytes) * 1e-9, 2)
             .add(double(m.safety_pool_hits), 0)

@@ -97,6 +97,10 @@ struct device_preset {
     /// about what a 2,048-token chunk of a 7B model needs, with headroom).
     double activation_reserve_bytes = 1024.0 * 1024 * 1024;
 
+    /// Bandwidth of the link to host memory, one direction, bytes per ns (= GB/s): what a swap
+    /// of KV to the host and back costs (serving_options::preemption = swap).
+    double host_link_gbps = 0;
+
     /// When > 0, the KV-cache size in bytes instead of the computed one (tests, what-if runs).
     std::uint64_t kv_bytes_override = 0;
 
@@ -118,12 +122,13 @@ struct device_preset {
 
 /// A device preset from its parts; the other fields keep their defaults.
 inline device_preset make_device(std::string name, std::string source, memory::memory_model memory,
-                                 double peak_flops) {
+                                 double peak_flops, double host_link_gbps) {
     device_preset d;
     d.name = std::move(name);
     d.source = std::move(source);
     d.memory = std::move(memory);
     d.peak_flops = peak_flops;
+    d.host_link_gbps = host_link_gbps;
     return d;
 }
 
@@ -135,8 +140,9 @@ inline device_preset mlu370_x4() {
     return make_device("mlu370-x4",
                        "Cambricon MLU370-X4: 24 GB LPDDR5, 307.2 GB/s (vendor spec), 96 TFLOPS "
                        "BF16 (MLUarch03 family figure); "
-                       "DRAM timing: odma::memory::memory_model::lpddr5_6400()",
-                       memory::memory_model::lpddr5_6400(), 96e12);
+                       "DRAM timing: odma::memory::memory_model::lpddr5_6400(); host link PCIe "
+                       "4.0 x16, 31.5 GB/s per direction (16 GT/s x 16 lanes, 128b/130b)",
+                       memory::memory_model::lpddr5_6400(), 96e12, 31.5);
 }
 
 /// NVIDIA H100 SXM5: 80 GB HBM3 at ~3.35 TB/s, BF16 dense 989 TFLOPS (NVIDIA H100 datasheet).
@@ -144,8 +150,9 @@ inline device_preset mlu370_x4() {
 inline device_preset h100_hbm3() {
     return make_device("h100-hbm3",
                        "NVIDIA H100 SXM5: 80 GB HBM3, 3.35 TB/s, 989 TFLOPS BF16 dense (NVIDIA "
-                       "datasheet); DRAM timing: odma::memory::memory_model::hbm3()",
-                       memory::memory_model::hbm3(), 989e12);
+                       "datasheet); DRAM timing: odma::memory::memory_model::hbm3(); host link "
+                       "PCIe 5.0 x16, 63 GB/s per direction (32 GT/s x 16 lanes, 128b/130b)",
+                       memory::memory_model::hbm3(), 989e12, 63.0);
 }
 
 /// This development machine's CPU as the accelerator: a 2-vCPU AMD EPYC virtual machine (the
@@ -168,9 +175,9 @@ inline device_preset host_epyc() {
         "151 GFLOP/s; assumed: 2 cores = 2x one core (14.4 GB/s, 1,007 ns per run device-wide, "
         "302 GFLOP/s), BF16 no faster than FP32 (AVX512_BF16 could double it), DDR5-4800-class "
         "DRAM timings (memory_model::host_ddr5), 23 GiB of device memory, compute efficiency "
-        "0.5",
+        "0.5; swap target: host memory itself, at the measured KV stream rate (assumed)",
         memory::memory_model::host_ddr5(stream_gbps, 23ull << 30, per_run_ns),
-        2 * core_gflops * 1e9);
+        2 * core_gflops * 1e9, stream_gbps);
 }
 
 inline std::vector<std::string> model_names() {

@@ -71,8 +71,21 @@
 
 namespace odma::replay {
 
+/// What happens to a preempted request's KV.
+enum class preemption_mode {
+    /// Dropped; the request is prefilled again over prompt + generated tokens when it resumes
+    /// (vLLM V1's only mode).
+    recompute,
+    /// Copied to host memory over the device's host link and back when it resumes, instead
+    /// of recomputed (vLLM V0's swap mode): the link time is charged to the iterations that
+    /// swap, serially (nothing overlaps it with compute), and no prefill is repeated.
+    swap,
+};
+
 /// Knobs of the serving engine (vLLM's names where it has one).
 struct serving_options {
+    /// Recompute (vLLM V1) or swap to host memory (vLLM V0's swap space).
+    preemption_mode preemption = preemption_mode::recompute;
     /// Most requests in one batch (vLLM max_num_seqs).
     std::uint32_t max_num_seqs = 256;
     /// Token budget of one iteration: decodes plus prefill chunks (vLLM max_num_batched_tokens).
@@ -149,6 +162,7 @@ struct replay_metrics {
     std::uint64_t generated_tokens = 0;
     std::uint64_t preemptions = 0;
     std::uint64_t recomputed_tokens = 0;  ///< prompt + generated tokens prefilled again
+    std::uint64_t swapped_bytes = 0;      ///< KV copied to host and back (swap mode), both ways
     std::uint64_t migrations = 0;
     std::uint64_t migrated_bytes = 0;
     std::uint64_t in_place_growths = 0;
@@ -163,6 +177,7 @@ struct replay_metrics {
     double kv_dram_ns = 0;           ///< KV reads, DRAM timing layer
     double kv_discontinuity_ns = 0;  ///< KV reads, per-run (accelerator-side) layer
     double migration_ns = 0;
+    double swap_ns = 0;          ///< host-link time of swaps (swap mode)
     std::uint64_t kv_runs = 0;   ///< KV read runs (sampled planes, scaled)
     std::uint64_t kv_bytes = 0;  ///< KV bytes read (scaled)
     /// Decodes only, sampled planes, unscaled: the runs for_each_run yielded for the decoding
@@ -230,6 +245,7 @@ concept oracle_predicted = requires(A& a) {
 struct request_state {
     std::uint32_t generated = 0;  ///< tokens generated so far, in all admissions
     std::uint32_t preemptions = 0;
+    bool swapped = false;  ///< its KV waits in host memory (swap mode)
     double first_token = -1, finish = -1;
 };
 
@@ -275,6 +291,9 @@ public:
     double next_arrival() const { return w_.requests[next_].arrival_s; }
     const std::vector<running_request>& running() const { return running_; }
     const std::vector<request_state>& states() const { return state_; }
+
+    /// Host-link bytes the last plan() swapped out and in (swap mode); the caller costs them.
+    std::uint64_t take_swapped_bytes() { return std::exchange(swapped_bytes_, 0); }
 
     /// Plans one iteration into `work`: continues prefills and grows and decodes the running
     /// requests (oldest first, preempting the newest when growth finds no room), then admits
@@ -372,8 +391,20 @@ private:
         request_state& s = state_[victim.index];
         ++s.preemptions;
         ++m_.preemptions;
-        m_.recomputed_tokens += w_.requests[victim.index].prompt_tokens + s.generated;
+        // Swap only what it holds: a request still prefilling has nothing worth keeping.
+        if (o_.preemption == preemption_mode::swap && victim.prefilled >= victim.base) {
+            s.swapped = true;
+            swapped_bytes_ += kv_bytes(victim.index);
+        } else {
+            m_.recomputed_tokens += w_.requests[victim.index].prompt_tokens + s.generated;
+        }
         waiting_.push_front(victim.index);
+    }
+
+    /// KV bytes of request i's context (prompt + generated) over all planes.
+    std::uint64_t kv_bytes(std::uint32_t i) const {
+        return std::uint64_t(w_.requests[i].prompt_tokens + state_[i].generated) *
+               kv_.config().bytes_per_token;
     }
 
     /// Admits waiting requests first come first served while the batch has room and budget;
@@ -392,6 +423,12 @@ private:
                 return;
             }
             waiting_.pop_front();
+            if (state_[i].swapped) {  // its KV comes back over the link: nothing to prefill
+                state_[i].swapped = false;
+                swapped_bytes_ += kv_bytes(i);
+                running_.push_back({i, *r, prefill, prefill});
+                continue;
+            }
             running_.push_back({i, *r, prefill, 0});
             const std::uint32_t chunk = std::min(prefill, budget);
             work.push_back({running_.size() - 1, chunk, false});
@@ -424,7 +461,8 @@ private:
     std::vector<request_state> state_;
     std::vector<running_request> running_;
     std::deque<std::uint32_t> waiting_;
-    std::size_t next_ = 0;  ///< next request to arrive
+    std::size_t next_ = 0;             ///< next request to arrive
+    std::uint64_t swapped_bytes_ = 0;  ///< since the last take_swapped_bytes()
 };
 
 // --- Iteration costing ----------------------------------------------------------------------
@@ -461,6 +499,7 @@ struct iteration_cost {
     double kv_dram_ns = 0;
     double kv_discontinuity_ns = 0;
     double migration_ns = 0;
+    double swap_ns = 0;  ///< host-link time, serial to the rest
     std::uint64_t kv_runs = 0;
     std::uint64_t kv_bytes = 0;
     std::uint64_t decode_runs = 0;         ///< see replay_metrics::decode_runs
@@ -469,8 +508,8 @@ struct iteration_cost {
     double memory_ns() const {
         return weights_ns + kv_dram_ns + kv_discontinuity_ns + migration_ns;
     }
-    /// The iteration takes max(compute, memory).
-    double total_ns() const { return std::max(memory_ns(), compute_ns); }
+    /// The iteration takes max(compute, memory), plus the swaps it waited for.
+    double total_ns() const { return std::max(memory_ns(), compute_ns) + swap_ns; }
 };
 
 /// Which planes' reads are costed, and the factor that scales them to all planes.
@@ -532,6 +571,7 @@ inline void add_cost(replay_metrics& m, const iteration_cost& c) {
     m.kv_dram_ns += c.kv_dram_ns;
     m.kv_discontinuity_ns += c.kv_discontinuity_ns;
     m.migration_ns += c.migration_ns;
+    m.swap_ns += c.swap_ns;
     m.kv_runs += c.kv_runs;
     m.kv_bytes += c.kv_bytes;
     m.decode_runs += c.decode_runs;
@@ -699,9 +739,20 @@ replay_result serve(A& kv, const workload& w, const serving_model& sm, const ser
             window_end = -1;
         else if (window_end < 0)
             window_end = t;
-        if (work.empty()) continue;  // everyone was preempted: retry at once
+        const std::uint64_t swapped = batch.take_swapped_bytes();
+        m.swapped_bytes += swapped;
+        if (work.empty() && swapped == 0) continue;  // everyone was preempted: retry at once
 
-        const detail::iteration_cost cost = detail::cost_iteration(kv, work, batch, w, sm, planes);
+        // Only swaps (everyone else was preempted): the iteration is the link's time alone.
+        detail::iteration_cost cost = work.empty()
+                                          ? detail::iteration_cost{}
+                                          : detail::cost_iteration(kv, work, batch, w, sm, planes);
+        if (swapped) {
+            if (!(sm.device.host_link_gbps > 0))
+                throw std::invalid_argument("device " + sm.device.name +
+                                            " has no host link to swap over");
+            cost.swap_ns = double(swapped) / sm.device.host_link_gbps;
+        }
         detail::add_cost(m, cost);
         const odma::stats& s = kv.stats();
         detail::iteration_record it{t,
