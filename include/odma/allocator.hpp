@@ -2,8 +2,9 @@
 //
 // Vocabulary (one screen to learn the library):
 //   arena        - the memory one Backing provides, split into `planes` equal sub-arenas.
-//   token range  - every lease owns one contiguous range of token slots, the same range in
-//                  every plane; bytes = tokens x bytes_per_token over all planes.
+//   run          - a contiguous range of token slots, the same range in every plane; a lease
+//                  owns one run (config::max_runs = 1, the ODMA mode) or up to max_runs, in
+//                  token order; bytes = tokens x bytes_per_token over all planes.
 //   general area - the low part of the token space, where admissions are placed.
 //   safety pool  - the high part, config::safety_pool_fraction of it, kept for leases that
 //                  outgrow their bucket and cannot grow in place, and for largest-bucket
@@ -46,9 +47,11 @@ namespace odma {
 /// A KV-cache allocator composed from a Predictor, a BucketPolicy and a Backing.
 ///
 /// admit() predicts a request's length, picks the bucket that holds it and places one
-/// contiguous region; extend() grows a region as tokens are generated (in place when the space
-/// after it is free, otherwise by migrating the live tokens); release() frees it and teaches
-/// the predictor and bucket policy the true length.
+/// contiguous region (under pressure, with max_runs > 1, a smaller one or a few runs, within
+/// config::demand_limit); extend() grows a lease as tokens are generated (in place when the
+/// space after its last run is free, else by another run while it has fewer than max_runs,
+/// else by migrating the live tokens into one run); release() frees it and teaches the
+/// predictor and bucket policy the true length.
 ///
 /// Cost: admit, extend and release are O(1) in the number of live leases (TLSF placement, a
 /// slot table for handles); no call allocates heap memory in steady state. Policies are stored
@@ -111,12 +114,17 @@ public:
 
     /// Reserves a contiguous region for `r`: prompt + the predictor's (1 - overflow_risk)
     /// quantile of generated tokens, rounded up to its bucket and capped at the request's own
-    /// limit (prompt + max_new_tokens, at most max_tokens). The region holds prompt_tokens
-    /// tokens on return.
+    /// limit (prompt + max_new_tokens, at most max_tokens), then to config::run_alignment. The
+    /// region holds prompt_tokens tokens on return.
+    ///
+    /// With max_runs > 1, when no extent holds that reservation: refused if the live leases'
+    /// predicted lengths plus this one's would exceed config::demand_limit arenas; otherwise the
+    /// largest free extent that holds the prompt and one more token, or, when none does, up to
+    /// max_runs runs holding exactly that (stats::admissions_in_runs).
     ///
     /// errc::invalid_request: prompt_tokens or max_new_tokens is 0, or prompt_tokens >=
     ///                        max_tokens (no room left to generate).
-    /// errc::no_memory:       no free extent is large enough right now.
+    /// errc::no_memory:       no room right now (or, with demand_limit, no predicted room).
     result<lease> admit(const request& r) { return place(r, r); }
 
     /// Admits again a request that was preempted (its lease abandoned) after generating

@@ -220,13 +220,17 @@ def test_bad_arguments():
     assert bm.get_block_ids("x") == []
 
 
-def test_thousand_request_decode_loop():
+@pytest.mark.parametrize("options, preempts", [
+    ({}, False),  # the recommended configuration: 16 runs, admission by predicted demand
+    ({"max_runs": 4, "demand_limit": 0.0}, True),  # greedy admission: the preemption path
+])
+def test_thousand_request_decode_loop(options, preempts):
     """A continuous-batching loop with vLLM's policy: running requests decode one token per
     step, growth that finds no room preempts the newest running request (recomputed later,
     through BlockManager.preempt and a resumed allocation), and no new request is admitted in
     a step that preempted."""
     rng = random.Random(1)
-    bm = make(num_blocks=512, max_model_len=1024, max_runs=4)
+    bm = make(num_blocks=512, max_model_len=1024, **options)
     waiting = [(i, rng.randint(8, 200), rng.randint(1, 300)) for i in range(1000)]
     waiting.reverse()  # pop() from the end: oldest first
     running = {}  # id -> [prompt, target, generated]
@@ -284,5 +288,8 @@ def test_thousand_request_decode_loop():
     assert bm.num_requests == 0
     s = bm.stats()
     assert s["live_leases"] == 0 and s["used_bytes"] == 0
-    assert 0 < s["resumptions"] <= preemptions
+    # A request preempted before its first token comes back as a new admission, not a resume.
+    assert s["resumptions"] <= preemptions
+    assert (preemptions > 0) == preempts
+    assert (s["resumptions"] > 0) == preempts
     bm.check()
