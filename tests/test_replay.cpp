@@ -377,6 +377,26 @@ TEST_CASE("replay: presets carry the published figures") {
     CHECK(h100.memory.peak_bytes_per_ns() == doctest::Approx(3328.0));
     CHECK(h100.kv_bytes(m) > 8 * kv);
     CHECK_THROWS_AS(find_device("tpu"), std::invalid_argument);
+
+    // The tiered presets (docs/tiers.md).
+    const model_preset llama = find_model("llama-3.1-8b");
+    CHECK(llama.bytes_per_token() == 131072);
+    const device_preset gh = find_device("gh200");
+    CHECK(gh.default_model == "llama-3.1-8b");
+    CHECK(gh.memory_bytes() == 96ull << 30);
+    CHECK(gh.memory.peak_bytes_per_ns() == doctest::Approx(3993.6));
+    REQUIRE(gh.slow_tier);
+    CHECK(gh.slow_tier->memory.capacity_bytes == 480ull << 30);
+    CHECK(gh.slow_tier->memory.peak_bytes_per_ns() == doctest::Approx(512.0).epsilon(0.001));
+    CHECK(gh.slow_tier->link_gbps == 450.0);
+    CHECK(slow_read_share(gh) == doctest::Approx(450.0 / 3993.6));
+    CHECK(find_device("h100-host-ddr5").slow_tier->link_gbps == 63.0);
+    CHECK(find_device("mlu370-x4-host").slow_tier->link_gbps == 31.5);
+    CHECK_FALSE(find_device("mlu370-x4").slow_tier);
+    CHECK(slow_read_share(find_device("mlu370-x4")) == 0.0);
+    for (const auto& d : device_names())
+        if (const auto dev = find_device(d); dev.slow_tier) dev.slow_tier->memory.validate();
+    CHECK_THROWS_AS(find_model("gpt-5"), std::invalid_argument);
     CHECK_THROWS_AS(
         run_policy("lifo", one_request(4, 2),
                    make_serving_model(tiny_model(1e3, 1e6), small_device(1e15, 1 << 22)), options(),
@@ -567,5 +587,74 @@ TEST_CASE("replay: policies replayed in parallel give the sequential results") {
     }
     // An exception in one policy's thread reaches the caller.
     CHECK_THROWS_AS(run_policies({"static", "s3"}, w, sm, options(), {}, nullptr),
+                    std::invalid_argument);
+}
+
+namespace {
+
+/// small_device with a slow tier: `slow_bytes` of host DDR5 behind a `link_gbps` link.
+device_preset tiered_device(std::uint64_t fast_bytes, std::uint64_t slow_bytes, double link_gbps) {
+    device_preset d = small_device(1e15, fast_bytes);
+    odma::memory::memory_model slow = host_ddr5_tier(256ull << 20, d.memory.discontinuity_ns);
+    d.slow_tier = slow_tier_preset{"test host DDR5", slow, link_gbps,
+                                   double(slow_bytes) / double(slow.capacity_bytes)};
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("replay: remote prefill admits prompts prefilled and decodes from the next iteration") {
+    // One request, memory-bound model: with local prefill the first token follows a prefill
+    // iteration; with remote prefill there is none, so every iteration is a decode.
+    const serving_model sm = make_serving_model(tiny_model(1e3, 1e9), small_device(1e15, 1 << 22));
+    serving_options so = options();
+    const auto local = run_policy("paged", one_request(100, 5), sm, so, {}, nullptr);
+    so.remote_prefill = true;
+    const auto remote = run_policy("paged", one_request(100, 5), sm, so, {}, nullptr);
+    CHECK(local.metrics.iterations == 5);   // prefill (first token) + 4 decodes
+    CHECK(remote.metrics.iterations == 5);  // 5 decodes
+    CHECK(remote.requests[0].output_tokens == 5);
+    CHECK(remote.metrics.generated_tokens == 5);
+    // A decode reads the prompt's KV, a prefill of 100 tokens computes far more: both take
+    // about one weight read here, so the two runs take about as long.
+    CHECK(remote.metrics.makespan_s == doctest::Approx(local.metrics.makespan_s).epsilon(0.05));
+}
+
+TEST_CASE("replay: tier rows conserve every request; dynamic placement beats static spill") {
+    // The fast tier holds a handful of requests; the rest must go to a slow tier read over a
+    // slow link. Prompts arrive prefilled (remote prefill), so the decode batch is what fills
+    // memory, as in the Mooncake scenario.
+    const workload w = alpaca_workload(120);
+    const serving_model sm =
+        make_serving_model(tiny_model(1e3, 1e6), tiered_device(3000 * 512, 60000 * 512, 2.0));
+    serving_options so = options();
+    so.remote_prefill = true;
+    policy_options po;
+    const auto results = run_policies(tier_policy_names(), w, sm, so, po, &trained_model());
+    REQUIRE(results.size() == 3);
+    for (const auto& r : results) {
+        CAPTURE(r.policy);
+        CHECK(r.metrics.finished == w.requests.size());
+        CHECK(r.metrics.generated_tokens == w.output_tokens());
+        for (std::size_t i = 0; i < w.requests.size(); ++i)
+            CHECK(r.requests[i].output_tokens == w.requests[i].output_tokens);
+        CHECK(r.allocator_stats.live_leases == 0);
+    }
+    const replay_metrics &fixed = results[0].metrics, &dynamic = results[1].metrics,
+                         &bound = results[2].metrics;
+    CHECK(fixed.tier_moved_bytes == 0);  // static placement never moves
+    CHECK(fixed.slow_kv_bytes > 0);
+    CHECK(dynamic.tier_moved_bytes > 0);
+    CHECK(dynamic.tier_move_ns > 0);
+    CHECK(bound.tier_move_ns == 0.0);  // the bound's moves are free
+    const auto slow_share = [](const replay_metrics& m) {
+        return double(m.slow_kv_bytes) / double(m.kv_bytes);
+    };
+    CHECK(slow_share(dynamic) < slow_share(fixed));
+    CHECK(dynamic.tps > 1.2 * fixed.tps);
+    // A device without a slow tier has no tier rows.
+    const serving_model flat =
+        make_serving_model(tiny_model(1e3, 1e6), small_device(1e15, 3000 * 512));
+    CHECK_THROWS_AS(run_policy("tier-static", w, flat, so, po, &trained_model()),
                     std::invalid_argument);
 }

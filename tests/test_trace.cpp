@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -83,4 +84,47 @@ TEST_CASE("JSON lines: escapes and unicode are decoded") {
     CHECK(j.at("c") == "\xc3\xa9\xf0\x9f\x98\x80");
     CHECK(j.at("e") == "t");
     CHECK_THROWS_AS(detail::json_line("{\"a\": \"open", "t"), trace_error);
+}
+
+TEST_CASE("the bundled Mooncake trace loads: arrivals in ms, lengths, first prefix block") {
+    const auto t = load_trace(ODMA_TEST_DATA_DIR "/mooncake_synthetic.jsonl");
+    REQUIRE(t.requests.size() == 3993);
+    CHECK(t.has_arrivals);
+    CHECK_FALSE(t.has_text);
+    CHECK(t.requests[0].arrival_s == 0.0);
+    CHECK(t.requests[0].prompt_tokens == 40160);
+    CHECK(t.requests[0].output_tokens == 6);
+    CHECK(t.requests[0].prompt_id == 0);
+    CHECK(t.requests[1].prompt_id == 79);
+    CHECK(t.requests[2].arrival_s == doctest::Approx(0.040));
+    CHECK(t.requests[2].prompt_id == 151);
+    double input = 0;
+    std::uint32_t longest = 0, longest_output = 0;
+    for (const auto& r : t.requests) {
+        input += r.prompt_tokens;
+        longest = std::max(longest, r.prompt_tokens);
+        longest_output = std::max(longest_output, r.output_tokens);
+    }
+    // The figures data/README.md gives for the file.
+    CHECK(input / double(t.requests.size()) == doctest::Approx(15325.5).epsilon(1e-4));
+    CHECK(longest == 191378);
+    CHECK(longest_output == 893);
+    CHECK(t.requests.back().arrival_s == doctest::Approx(1022.0).epsilon(0.01));
+}
+
+TEST_CASE("a Mooncake line without a length fails with the file and line") {
+    const std::string path = "odma_test_bad_mooncake.jsonl";
+    {
+        std::ofstream out(path);
+        out << "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 2, \"hash_ids\": [1]}\n"
+            << "{\"timestamp\": 5, \"input_length\": 10}\n";
+    }
+    try {
+        (void)load_trace(path);
+        FAIL("no error");
+    } catch (const trace_error& e) {
+        CHECK(std::string(e.what()).find(path + ":2") != std::string::npos);
+        CHECK(std::string(e.what()).find("output_length") != std::string::npos);
+    }
+    std::remove(path.c_str());
 }

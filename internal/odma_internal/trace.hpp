@@ -418,10 +418,45 @@ inline trace load_generic(const std::string& csv) {
     return tr;
 }
 
+/// Mooncake's JSON-lines traces (kvcache-ai/Mooncake, FAST'25 release): one object a line with
+/// `timestamp` (arrival in milliseconds), `input_length`, `output_length` and `hash_ids` (ids
+/// of the prompt's 512-token prefix blocks; equal ids mean a shared prefix). prompt_id is the
+/// first block's id, so requests that share their first block share a prompt; the prefix
+/// sharing itself is not modelled. tag = "" (the trace has no classes).
+inline trace load_mooncake(const std::string& jsonl) {
+    trace tr{jsonl, {}, true, false};
+    std::uint64_t id = 0;
+    detail::for_each_json_line(jsonl, [&](const detail::json_line& j) {
+        trace_request q;
+        q.id = id++;
+        q.arrival_s = detail::parse_number<double>(j.at("timestamp"), jsonl) / 1000.0;
+        q.prompt_tokens = detail::parse_number<std::uint32_t>(j.at("input_length"), jsonl);
+        q.output_tokens = detail::parse_number<std::uint32_t>(j.at("output_length"), jsonl);
+        q.prompt_id = q.id;
+        if (const std::string* h = j.find("hash_ids")) {
+            const auto first = h->find_first_of("0123456789");
+            const auto end = h->find_first_not_of("0123456789", first);
+            if (first != std::string::npos)
+                q.prompt_id = detail::parse_number<std::uint64_t>(
+                    h->substr(first, end == std::string::npos ? end : end - first), jsonl);
+        }
+        tr.requests.push_back(std::move(q));
+    });
+    if (tr.requests.empty()) throw trace_error(jsonl + ": no requests");
+    return tr;
+}
+
+/// True when `path` ends in `suffix`.
+inline bool ends_with(const std::string& path, std::string_view suffix) {
+    return path.size() >= suffix.size() &&
+           std::string_view(path).substr(path.size() - suffix.size()) == suffix;
+}
+
 /// Loads `path`, recognising the bundled formats by their columns: AlpacaEval (prompts read
 /// from alpaca_eval_prompts.jsonl beside it when present), Azure, NQ (nq_prompts.jsonl), or a
-/// generic CSV.
+/// generic CSV; a `.jsonl` file is read as a Mooncake trace.
 inline trace load_trace(const std::string& path) {
+    if (ends_with(path, ".jsonl")) return load_mooncake(path);
     const std::string dir =
         path.find('/') == std::string::npos ? "" : path.substr(0, path.rfind('/') + 1);
     const auto exists = [](const std::string& p) { return std::ifstream(p).good(); };

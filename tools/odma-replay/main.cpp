@@ -45,8 +45,11 @@ constexpr const char* default_trace = "alpaca_eval_lengths.csv";
 struct cli {
     std::string trace;
     std::vector<std::string> devices{"mlu370-x4"};
-    std::string model = "r1-distill-qwen-7b";
+    std::string model;  // empty: each device's default_model
     std::vector<std::string> policies = policy_names();
+    bool policies_given = false;  // else a device with a slow tier replays the tier rows
+    // Set on the command line (else a Mooncake trace picks its own defaults).
+    bool max_context_given = false, max_new_given = false, prefill_given = false;
     workload_options wo;
     serving_options so;
     policy_options po;
@@ -76,8 +79,11 @@ reasoning traffic --trace data/servegen_r1.csv --max-context 32768 --max-new-tok
 trace and workload
   --trace PATH            trace CSV: AlpacaEval, Azure, ServeGen R1, NQ (bundled in data/) or a
                           generic CSV with prompt_tokens, output_tokens and optional arrival_s,
-                          prompt_id, tag, prompt_text columns (default
-                          data/alpaca_eval_lengths.csv)
+                          prompt_id, tag, prompt_text columns; or a Mooncake JSON-lines trace
+                          (*.jsonl: timestamp ms, input_length, output_length, hash_ids, e.g.
+                          data/mooncake_synthetic.jsonl), whose defaults are --max-context
+                          131072 --max-new-tokens 1024 --prefill remote, as Mooncake serves it
+                          (default data/alpaca_eval_lengths.csv)
   --test-fraction F       share of the trace replayed; the rest trains the predictor. Traces
                           with arrival times are split in time (train on the earlier part),
                           others by prompt (default 0.5)
@@ -95,14 +101,28 @@ trace and workload
                           (default 8192)
 
 serving engine (vLLM names)
-  --model NAME            r1-distill-qwen-7b (28 layers, 4 KV heads, head_dim 128, bf16:
-                          57,344 B/token; 7.6 B parameters, 15.2 GB)
+  --model NAME            the model of every device: r1-distill-qwen-7b (28 layers, 4 KV heads, head_dim 128, bf16:
+                          57,344 B/token; 7.6 B parameters, 15.2 GB) or llama-3.1-8b (32
+                          layers, 8 KV heads, head_dim 128, bf16: 131,072 B/token; 8.03 B
+                          parameters, 16.1 GB) (default: llama-3.1-8b on gh200, as Fang et
+                          al. serve it, r1-distill-qwen-7b elsewhere)
   --device LIST           comma-separated device presets: mlu370-x4 (24 GB LPDDR5,
                           307.2 GB/s, 96 TFLOPS BF16), h100-hbm3 (80 GB HBM3, 3.35 TB/s,
                           989 TFLOPS), host-epyc (this 2-vCPU host as the device; run cost
-                          measured by bench/bench_attention.cpp) (default mlu370-x4)
+                          measured by bench/bench_attention.cpp) (default mlu370-x4).
+                          With a slow KV tier (docs/tiers.md): gh200 (96 GB HBM3 at 4 TB/s +
+                          480 GB LPDDR5X over NVLink-C2C, 450 GB/s per direction),
+                          h100-host-ddr5 (h100-hbm3 + 512 GiB host DDR5 over PCIe 5.0 x16,
+                          63 GB/s), mlu370-x4-host (mlu370-x4 + 256 GiB host DDR5 over PCIe 4.0
+                          x16, 31.5 GB/s); these replay the tier rows unless --policies says
+                          otherwise
   --max-num-seqs N        most requests per batch (default 256)
   --max-batched-tokens N  token budget per iteration, chunked prefill (default 2048)
+  --prefill local|remote  local: this instance prefills (chunked, within the token budget);
+                          remote: the decode instance of a disaggregated deployment (Mooncake,
+                          DistServe): requests arrive with their prompt's KV computed
+                          elsewhere, its transfer not charged (default local; remote for a
+                          Mooncake trace)
   --preemption MODE       recompute (drop a preempted request's KV and prefill it again: vLLM
                           V1) or swap (copy it to host memory over the device's host link and
                           back, charged serially: vLLM V0's swap space) (default recompute)
@@ -120,7 +140,8 @@ serving engine (vLLM names)
 
 policies
   --policies LIST         comma-separated policies (default: static, s3, paged-16, paged-128,
-                          odma-strict, odma, oracle); also paged (= paged-<--block-size>) and
+                          odma-strict, odma, oracle; on a device with a slow tier: tier-static,
+                          tier-dynamic, tier-bound); also paged (= paged-<--block-size>) and
                           paged-N for any block size N
   --safety-pool F         odma's safety pool share of the arena (default 0.10)
   --overflow-risk R       odma reserves the predictor's (1 - R) quantile (default 0.5, the
@@ -159,7 +180,8 @@ safety-pool admissions + migrations; KV GB/s = effective KV read bandwidth; KV d
 share of memory time spent on KV reads in the DRAM-timing and per-run (discontinuity) layers
 of the cost model; cbound = share of time in compute-bound iterations; KV runs = mean
 contiguous runs read per request and plane per decode step (1 for a one-run lease,
-ceil(context / block) for paging).
+ceil(context / block) for paging). Tier rows add slow KV = share of KV bytes read from the
+slow tier, and moved GB = bytes moved between the tiers.
 )";
 }
 
@@ -217,8 +239,10 @@ cli parse_args(int argc, char** argv) {
             c.wo.seed = parse<std::uint64_t>(a, value());
         } else if (a == "--max-new-tokens") {
             c.wo.max_new_tokens = parse<std::uint32_t>(a, value());
+            c.max_new_given = true;
         } else if (a == "--max-context") {
             c.wo.max_context = parse<std::uint32_t>(a, value());
+            c.max_context_given = true;
         } else if (a == "--model") {
             c.model = value();
         } else if (a == "--device") {
@@ -241,6 +265,7 @@ cli parse_args(int argc, char** argv) {
             c.so.kv_planes_sampled = parse<std::uint32_t>(a, value());
         } else if (a == "--policies") {
             c.policies = split_list(value());
+            c.policies_given = true;
         } else if (a == "--safety-pool") {
             c.po.safety_pool_fraction = parse<double>(a, value());
         } else if (a == "--overflow-risk") {
@@ -266,6 +291,12 @@ cli parse_args(int argc, char** argv) {
                 throw std::invalid_argument("--preemption: recompute or swap");
             c.so.preemption = v == "swap" ? odma::replay::preemption_mode::swap
                                           : odma::replay::preemption_mode::recompute;
+        } else if (a == "--prefill") {
+            const std::string v = value();
+            if (v != "local" && v != "remote")
+                throw std::invalid_argument("--prefill: local or remote");
+            c.so.remote_prefill = v == "remote";
+            c.prefill_given = true;
         } else if (a == "--lend") {
             c.po.lend_reserved = true;
         } else if (a == "--watermark") {
@@ -289,12 +320,21 @@ cli parse_args(int argc, char** argv) {
             throw std::invalid_argument("--policies: unknown policy '" + p + "'");
     if (c.break_even && c.json)
         throw std::invalid_argument("--break-even: prints a table, not --json");
-    try {
-        (void)tensor_parallel_slice(find_model(c.model), c.tensor_parallel);
-    } catch (const std::invalid_argument& e) {
-        throw std::invalid_argument(std::string("--tensor-parallel: ") + e.what());
+    for (const auto& d : c.devices) {
+        const device_preset dev = find_device(d);  // throws for an unknown name
+        try {
+            (void)tensor_parallel_slice(find_model(c.model.empty() ? dev.default_model : c.model),
+                                        c.tensor_parallel);
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument(std::string("--tensor-parallel: ") + e.what());
+        }
     }
     return c;
+}
+
+/// The model replayed on `dev`: --model, else the device's default.
+std::string model_for(const cli& c, const device_preset& dev) {
+    return c.model.empty() ? dev.default_model : c.model;
 }
 
 /// The bundled trace: ./data/<file> when run from the source tree, else the build's data dir.
@@ -325,14 +365,22 @@ private:
 };
 
 tools::table results_table(const std::vector<replay_result>& results) {
-    tools::table t({"policy",      "util",        "resv util", "resv",       "batch",
-                    "RPS",         "TPS",         "vs static", "TTFT p50 s", "TTFT p99 s",
-                    "TPOT p50 ms", "TPOT p99 ms", "preempt",   "recomp",     "swap GB",
-                    "migr",        "migr GB",     "pool",      "KV GB/s",    "KV dram",
-                    "KV disc",     "cbound",      "KV runs"});
+    std::vector<std::string> columns{
+        "policy",  "util",      "resv util",  "resv",       "batch",       "RPS",
+        "TPS",     "vs static", "TTFT p50 s", "TTFT p99 s", "TPOT p50 ms", "TPOT p99 ms",
+        "preempt", "recomp",    "swap GB",    "migr",       "migr GB",     "pool",
+        "KV GB/s", "KV dram",   "KV disc",    "cbound",     "KV runs"};
+    bool tiers = false;
+    for (const auto& r : results)
+        tiers = tiers || is_tier_policy(r.policy);
+    if (tiers) {
+        columns.push_back("slow KV");
+        columns.push_back("moved GB");
+    }
+    tools::table t(columns);
     double static_tps = 0;
     for (const auto& r : results)
-        if (r.policy == "static") static_tps = r.metrics.tps;
+        if (r.policy == "static" || r.policy == "tier-static") static_tps = r.metrics.tps;
     for (const auto& r : results) {
         const replay_metrics& m = r.metrics;
         const double mem = m.memory_ns();
@@ -366,6 +414,9 @@ tools::table results_table(const std::vector<replay_result>& results) {
             .add_percent(mem > 0 ? m.kv_discontinuity_ns / mem : 0.0, 1)
             .add_percent(m.total_ns > 0 ? m.compute_bound_ns / m.total_ns : 0.0, 0)
             .add(m.runs_per_decode_read(), 2);
+        if (tiers)
+            t.add_percent(m.kv_bytes ? double(m.slow_kv_bytes) / double(m.kv_bytes) : 0.0, 1)
+                .add(double(m.tier_moved_bytes) * 1e-9, 1);
     }
     return t;
 }
@@ -447,7 +498,8 @@ tps_pair tps_at(const cli& c, const device_preset& base, const std::string& odma
                 const odma::predict::ngram* trained) {
     device_preset dev = base;
     dev.memory.discontinuity_ns = run_cost_ns;
-    const serving_model sm = make_serving_model(find_model(c.model), dev, c.tensor_parallel);
+    const serving_model sm =
+        make_serving_model(find_model(model_for(c, dev)), dev, c.tensor_parallel);
     const auto r =
         run_policies({odma_policy, paged_policy}, w, sm, c.so, c.po, trained, {}, c.parallel);
     return {r[0].metrics.tps, r[1].metrics.tps};
@@ -525,10 +577,18 @@ void print_break_even(const cli& c, const device_preset& dev, const workload& w,
 }  // namespace
 
 int main(int argc, char** argv) try {
-    const cli c = parse_args(argc, argv);
+    cli c = parse_args(argc, argv);
     const auto started = std::chrono::steady_clock::now();
     const std::string path = resolve_trace(c.trace);
     const tools::trace tr = tools::load_trace(path);
+    // A Mooncake trace: long contexts served by the decode instances of a disaggregated
+    // deployment, as Mooncake itself serves them; flags given on the command line win.
+    const bool mooncake = tools::ends_with(path, ".jsonl");
+    if (mooncake) {
+        if (!c.max_context_given) c.wo.max_context = 131072;
+        if (!c.max_new_given) c.wo.max_new_tokens = 1024;
+        if (!c.prefill_given) c.so.remote_prefill = true;
+    }
     const workload w = make_workload(tr, c.wo);
     if (w.requests.empty()) throw std::invalid_argument(path + ": no request to replay");
 
@@ -558,6 +618,11 @@ int main(int argc, char** argv) try {
                   << "; max_new_tokens " << w.max_new_tokens << ", max context " << w.max_context
                   << "; " << w.skipped_prompts << " prompts skipped, " << w.clipped_outputs
                   << " answers cut (over train and replay)\n";
+        if (c.so.remote_prefill)
+            std::cout << "           prefill remote: the decode instance of a disaggregated "
+                         "deployment (prompts arrive prefilled"
+                      << (mooncake && !c.prefill_given ? ", as Mooncake serves this trace" : "")
+                      << "; --prefill local to prefill here)\n";
     }
 
     for (std::size_t d = 0; d < c.devices.size(); ++d) {
@@ -569,11 +634,14 @@ int main(int argc, char** argv) try {
             continue;
         }
         if (c.run_cost_ns >= 0) dev.memory.discontinuity_ns = c.run_cost_ns;
-        const serving_model sm = make_serving_model(find_model(c.model), dev, c.tensor_parallel);
-        const std::string label = dev.name + " " + std::to_string(c.policies.size()) + " policies";
+        const serving_model sm =
+            make_serving_model(find_model(model_for(c, dev)), dev, c.tensor_parallel);
+        const std::vector<std::string> policies =
+            dev.slow_tier && !c.policies_given ? tier_policy_names() : c.policies;
+        const std::string label = dev.name + " " + std::to_string(policies.size()) + " policies";
         bar.show(label, 0.0);
         const std::vector<replay_result> results = run_policies(
-            c.policies, w, sm, c.so, c.po, trained ? &*trained : nullptr,
+            policies, w, sm, c.so, c.po, trained ? &*trained : nullptr,
             [&](double f) { bar.show(label, f); }, c.parallel);
         bar.clear();
         const tools::table t = results_table(results);
@@ -601,7 +669,17 @@ int main(int argc, char** argv) try {
                       << sm.kv_bytes() / sm.model.bytes_per_token() << " tokens; weights read "
                       << sm.weights_ns * 1e-6 << " ms per iteration; max_num_seqs "
                       << c.so.max_num_seqs << ", max_batched_tokens " << c.so.max_batched_tokens
-                      << "\n\n";
+                      << "\n";
+            if (dev.slow_tier)
+                std::cout << "           slow tier " << dev.slow_tier->name << ": KV "
+                          << gb(double(dev.slow_tier->kv_bytes())) << " = "
+                          << dev.slow_tier->kv_bytes() / sm.model.bytes_per_token()
+                          << " tokens; read at "
+                          << num(std::min(dev.slow_tier->memory.peak_bytes_per_ns(),
+                                          dev.slow_tier->link_gbps))
+                          << " GB/s; tier-dynamic's slow read share " << num(slow_read_share(dev))
+                          << "\n";
+            std::cout << "\n";
             t.print(std::cout);
         }
         if (!c.plot_dir.empty()) write_plots(c.plot_dir, dev.name, results, w);

@@ -22,6 +22,18 @@
 //   oracle       told every true length, one-token buckets: contiguous with perfect knowledge
 //                (the upper bound for contiguous allocation).
 //
+// On a device with a slow tier (device_preset::slow_tier: gh200, h100-host-ddr5,
+// mlu370-x4-host), three more rows put an `odma` allocator in each tier and compose them with
+// odma::tiered (docs/tiers.md); they differ only in the tier policy:
+//   tier-static  tier_policies::static_spill: fast tier first, spill to the slow tier, never
+//                move (the seed's baseline).
+//   tier-dynamic tier_policies::balanced over the trained ngram predictor: the slow tier
+//                admits only up to its read share of the fast tier, a fast lease that cannot
+//                grow demotes the one cheapest to read from the slow tier, slow leases come
+//                back when room frees up; moves cost the link's time.
+//   tier-bound   the same policy told every true length, with moves that cost nothing: the
+//                headroom of placement on this schedule (not a proof of optimality).
+//
 // Every contiguous policy uses planes = 2 x layers, so each (layer, K/V) of a request is one
 // run, and the arena is the device's KV memory on odma::backing::accounted<placement_only>.
 // run_policies() replays the policies of one table in parallel, one thread each.
@@ -38,6 +50,10 @@
 #include <odma/predict/constant.hpp>
 #include <odma/predict/ngram.hpp>
 #include <odma/predict/oracle.hpp>
+#include <odma/tier/balanced.hpp>
+#include <odma/tier/host_link.hpp>
+#include <odma/tier/static_spill.hpp>
+#include <odma/tiered.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -101,16 +117,33 @@ inline std::optional<std::uint32_t> paged_block_tokens(std::string_view name,
     return std::uint32_t(n);
 }
 
-/// True when run_policy() knows the name: a standard one, `paged` or `paged-N`.
+/// The rows of a device with a slow tier, in table order.
+inline std::vector<std::string> tier_policy_names() {
+    return {"tier-static", "tier-dynamic", "tier-bound"};
+}
+
+inline bool is_tier_policy(std::string_view name) {
+    return name == "tier-static" || name == "tier-dynamic" || name == "tier-bound";
+}
+
+/// True when run_policy() knows the name: a standard one, a tier one, `paged` or `paged-N`.
 inline bool is_policy_name(std::string_view name) {
     for (const auto& p : policy_names())
         if (p == name) return true;
-    return paged_block_tokens(name, 16).has_value();
+    return is_tier_policy(name) || paged_block_tokens(name, 16).has_value();
 }
 
 /// True when the policy needs a trained predictor.
 inline bool policy_uses_predictor(std::string_view name) {
-    return name == "s3" || name == "odma-strict" || name == "odma";
+    return name == "s3" || name == "odma-strict" || name == "odma" || is_tier_policy(name);
+}
+
+/// The balanced tier policy's slow share for a device: the slow tier's read rate (the lower of
+/// its DRAM peak and the link) over the fast tier's DRAM peak.
+inline double slow_read_share(const device_preset& d) {
+    if (!d.slow_tier) return 0.0;
+    const double slow = std::min(d.slow_tier->memory.peak_bytes_per_ns(), d.slow_tier->link_gbps);
+    return std::min(1.0, slow / d.memory.peak_bytes_per_ns());
 }
 
 /// The configuration of odma's policies, from the policy options: the one place where the
@@ -186,6 +219,33 @@ inline replay_result run_policy(std::string_view name, const workload& w, const 
                                          memory());
         return finish(serve(*kv, w, sm, so, progress));
     }
+    if (is_tier_policy(name)) {
+        if (!sm.device.slow_tier)
+            throw std::invalid_argument("policy " + std::string(name) + ": device " +
+                                        sm.device.name + " has no slow tier");
+        using tier_kv = allocator<predict::ngram, bucket::online_histogram, device_memory>;
+        const odma::config c = odma_config(base, po, false);
+        const auto make_tier = [&](std::size_t bytes, const memory::memory_model& model) {
+            return std::make_unique<tier_kv>(
+                c, need_model(), bucket::online_histogram(po.odma_buckets, w.max_context),
+                device_memory(backing::placement_only(bytes), model));
+        };
+        auto fast = make_tier(kv_bytes, sm.device.memory);
+        auto slow = make_tier(sm.device.slow_tier->kv_bytes(), sm.device.slow_tier->memory);
+        const auto replay = [&](auto policy, const serving_options& opts) {
+            using kv_t = tiered<tier_kv, tier_kv, decltype(policy), tier_policies::placement_link>;
+            auto kv = std::make_unique<kv_t>(*fast, *slow, std::move(policy));
+            return finish(serve(*kv, w, sm, opts, progress));
+        };
+        const double share = slow_read_share(sm.device);
+        if (name == "tier-static") return replay(tier_policies::static_spill{}, so);
+        if (name == "tier-dynamic")
+            return replay(tier_policies::balanced<predict::ngram>(need_model(), share), so);
+        serving_options free_moves = so;
+        free_moves.free_tier_moves = true;
+        return replay(tier_policies::balanced<predict::oracle>(predict::oracle{}, share),
+                      free_moves);
+    }
     if (name == "oracle") {
         using kv_t = allocator<predict::oracle, bucket::fixed, device_memory>;
         auto kv =
@@ -193,9 +253,10 @@ inline replay_result run_policy(std::string_view name, const workload& w, const 
                                    bucket::fixed::uniform(w.max_context, w.max_context), memory());
         return finish(serve(*kv, w, sm, so, progress));
     }
-    throw std::invalid_argument("unknown policy '" + std::string(name) +
-                                "' (known: static, s3, paged-16, paged-128, paged, paged-N, "
-                                "odma-strict, odma, oracle)");
+    throw std::invalid_argument(
+        "unknown policy '" + std::string(name) +
+        "' (known: static, s3, paged-16, paged-128, paged, paged-N, "
+        "odma-strict, odma, oracle, tier-static, tier-dynamic, tier-bound)");
 }
 
 /// Replays `w` once per policy of `names` and returns the results in that order. With

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -59,6 +60,22 @@ inline model_preset r1_distill_qwen_7b() {
     return m;
 }
 
+/// Llama 3.1 8B (the model Fang et al. serve on the GH200): 32 layers, 32 query heads, 8 KV
+/// heads, head_dim 128, bf16 -> 131,072 KV bytes per token; 8.03 B parameters, ~16.1 GB in bf16
+/// (config.json of meta-llama/Llama-3.1-8B; Llama 3 herd paper, Table 3).
+inline model_preset llama_31_8b() {
+    model_preset m;
+    m.name = "llama-3.1-8b";
+    m.layers = 32;
+    m.q_heads = 32;
+    m.kv_heads = 8;
+    m.head_dim = 128;
+    m.dtype_bytes = 2;
+    m.params = 8.03e9;
+    m.weight_bytes = 16.06e9;
+    return m;
+}
+
 /// One card's slice of `m` under tensor parallelism over `cards` (Megatron-style: attention
 /// split by heads, MLP by columns/rows): each card holds 1/cards of the query and KV heads,
 /// so 1/cards of the KV bytes per token, 1/cards of the weights, and does 1/cards of the
@@ -78,6 +95,23 @@ inline model_preset tensor_parallel_slice(model_preset m, std::uint32_t cards) {
     m.weight_bytes /= cards;
     return m;
 }
+
+/// A second, larger and slower memory the accelerator reads KV from directly: LPDDR5X behind
+/// NVLink-C2C on a GH200, host DDR behind PCIe. The accelerator reads it at the lower of the
+/// tier's DRAM rate (its cost model) and the link's rate, and moves between the tiers cross the
+/// link (docs/tiers.md).
+struct slow_tier_preset {
+    std::string name;             ///< e.g. "LPDDR5X over NVLink-C2C"
+    memory::memory_model memory;  ///< the tier's DRAM; capacity_bytes is its size
+    double link_gbps = 0;         ///< link bandwidth per direction, bytes per ns (= GB/s)
+    /// Share of the tier given to KV (an assumption: the host OS and the CPU's own work keep
+    /// the rest).
+    double kv_fraction = 0.9;
+
+    std::uint64_t kv_bytes() const {
+        return static_cast<std::uint64_t>(kv_fraction * double(memory.capacity_bytes));
+    }
+};
 
 /// An accelerator: its memory (capacity and cost model), its compute, and how much of its
 /// memory a serving engine leaves to the KV cache.
@@ -103,6 +137,13 @@ struct device_preset {
 
     /// When > 0, the KV-cache size in bytes instead of the computed one (tests, what-if runs).
     std::uint64_t kv_bytes_override = 0;
+
+    /// The model replayed on it unless --model says otherwise.
+    std::string default_model = "r1-distill-qwen-7b";
+
+    /// A slow tier the KV cache may also live in (the tier-* policies); none for a device
+    /// whose KV lives in its own memory only.
+    std::optional<slow_tier_preset> slow_tier;
 
     std::uint64_t memory_bytes() const { return memory.capacity_bytes; }
     double compute_flops_per_ns() const { return peak_flops * compute_efficiency * 1e-9; }
@@ -180,25 +221,91 @@ inline device_preset host_epyc() {
         2 * core_gflops * 1e9, stream_gbps);
 }
 
+/// NVIDIA GH200 Grace Hopper Superchip (96 GB HBM3 version), NVIDIA's GH200 datasheet and
+/// Grace Hopper architecture whitepaper: Hopper GPU with 96 GB HBM3 at 4 TB/s (six stacks:
+/// 192 pseudo-channels at 5.2 Gb/s = 3.99 TB/s; the H100's HBM3 timings) and 989 TFLOPS BF16
+/// dense; Grace CPU with 480 GB LPDDR5X at up to 512 GB/s (modelled as 30 x16 channels of
+/// LPDDR5X-8533, 512 GB/s); NVLink-C2C 900 GB/s total, 450 GB/s per direction, between them.
+/// Fang et al. study this machine with Llama 3.1 8B.
+inline device_preset gh200() {
+    memory::memory_model hbm = memory::memory_model::hbm3();
+    hbm.name = "hbm3-gh200";
+    hbm.channels = 192;
+    hbm.capacity_bytes = 96ull << 30;
+    memory::memory_model lpddr = memory::memory_model::lpddr5x_8533();
+    lpddr.name = "lpddr5x-grace";
+    lpddr.channels = 30;
+    lpddr.capacity_bytes = 480ull << 30;
+    device_preset d = make_device(
+        "gh200",
+        "NVIDIA GH200 (datasheet, Grace Hopper whitepaper): 96 GB HBM3 at 4 TB/s, 989 TFLOPS "
+        "BF16 dense; slow tier: Grace's 480 GB LPDDR5X at 512 GB/s over NVLink-C2C, 450 GB/s "
+        "per direction; host link for swaps: the same C2C",
+        hbm, 989e12, 450.0);
+    d.slow_tier = slow_tier_preset{"LPDDR5X over NVLink-C2C", lpddr, 450.0, 0.9};
+    d.default_model = "llama-3.1-8b";
+    return d;
+}
+
+/// A host's DDR5 as a slow tier: a server-class stream rate far above what any PCIe link
+/// carries (an assumption; the link is the bottleneck), `capacity_bytes` of it, run starts
+/// costing what they cost the accelerator that reads them (`discontinuity_ns`).
+inline memory::memory_model host_ddr5_tier(std::uint64_t capacity_bytes, double discontinuity_ns) {
+    memory::memory_model m =
+        memory::memory_model::host_ddr5(200.0, capacity_bytes, discontinuity_ns);
+    m.name = "host-ddr5-tier";
+    return m;
+}
+
+/// h100-hbm3 with the host's DDR5 as a slow tier behind PCIe 5.0 x16 (63 GB/s per direction):
+/// 512 GiB of host memory (an assumption: a 2-socket server's DIMMs, a share of which the
+/// engine may use).
+inline device_preset h100_host_ddr5() {
+    device_preset d = h100_hbm3();
+    d.name = "h100-host-ddr5";
+    d.source += "; slow tier: 512 GiB host DDR5 (assumed) over PCIe 5.0 x16, 63 GB/s";
+    d.slow_tier =
+        slow_tier_preset{"host DDR5 over PCIe 5.0 x16",
+                         host_ddr5_tier(512ull << 30, d.memory.discontinuity_ns), 63.0, 0.9};
+    return d;
+}
+
+/// mlu370-x4 with the host's memory as a slow tier behind PCIe 4.0 x16 (31.5 GB/s per
+/// direction): 256 GiB of host memory (an assumption).
+inline device_preset mlu370_x4_host() {
+    device_preset d = mlu370_x4();
+    d.name = "mlu370-x4-host";
+    d.source += "; slow tier: 256 GiB host DDR5 (assumed) over PCIe 4.0 x16, 31.5 GB/s";
+    d.slow_tier =
+        slow_tier_preset{"host DDR5 over PCIe 4.0 x16",
+                         host_ddr5_tier(256ull << 30, d.memory.discontinuity_ns), 31.5, 0.9};
+    return d;
+}
+
 inline std::vector<std::string> model_names() {
-    return {"r1-distill-qwen-7b"};
+    return {"r1-distill-qwen-7b", "llama-3.1-8b"};
 }
 inline std::vector<std::string> device_names() {
-    return {"mlu370-x4", "h100-hbm3", "host-epyc"};
+    return {"mlu370-x4", "h100-hbm3", "host-epyc", "gh200", "h100-host-ddr5", "mlu370-x4-host"};
 }
 
 inline model_preset find_model(std::string_view name) {
     if (name == "r1-distill-qwen-7b") return r1_distill_qwen_7b();
+    if (name == "llama-3.1-8b") return llama_31_8b();
     throw std::invalid_argument("unknown model preset '" + std::string(name) +
-                                "' (known: r1-distill-qwen-7b)");
+                                "' (known: r1-distill-qwen-7b, llama-3.1-8b)");
 }
 
 inline device_preset find_device(std::string_view name) {
     if (name == "mlu370-x4") return mlu370_x4();
     if (name == "h100-hbm3") return h100_hbm3();
     if (name == "host-epyc") return host_epyc();
+    if (name == "gh200") return gh200();
+    if (name == "h100-host-ddr5") return h100_host_ddr5();
+    if (name == "mlu370-x4-host") return mlu370_x4_host();
     throw std::invalid_argument("unknown device preset '" + std::string(name) +
-                                "' (known: mlu370-x4, h100-hbm3, host-epyc)");
+                                "' (known: mlu370-x4, h100-hbm3, host-epyc, gh200, "
+                                "h100-host-ddr5, mlu370-x4-host)");
 }
 
 }  // namespace odma::replay

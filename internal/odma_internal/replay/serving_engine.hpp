@@ -94,6 +94,15 @@ struct serving_options {
     std::uint32_t kv_planes_sampled = 2;
     /// Points of the utilization-over-time series kept for plots.
     std::size_t series_points = 480;
+    /// The decode instance of a disaggregated deployment (Mooncake, DistServe, Splitwise): a
+    /// request arrives with its prompt's KV computed by a prefill pool, so admission places
+    /// that KV and the request decodes from the next iteration on; no prefill runs here. The
+    /// transfer of the prompt's KV from the prefill pool is not charged. A preempted request
+    /// (recompute mode) is prefilled again by the pool: its tokens still count as recomputed.
+    bool remote_prefill = false;
+    /// Tiered allocators: moves between the tiers cost nothing (the tier-bound row's
+    /// assumption: it shows what placement could gain if moving were free).
+    bool free_tier_moves = false;
 };
 
 /// The model on the device: presets plus the one-time cost of reading the weights. With tensor
@@ -177,9 +186,16 @@ struct replay_metrics {
     double kv_dram_ns = 0;           ///< KV reads, DRAM timing layer
     double kv_discontinuity_ns = 0;  ///< KV reads, per-run (accelerator-side) layer
     double migration_ns = 0;
-    double swap_ns = 0;          ///< host-link time of swaps (swap mode)
-    std::uint64_t kv_runs = 0;   ///< KV read runs (sampled planes, scaled)
-    std::uint64_t kv_bytes = 0;  ///< KV bytes read (scaled)
+    double swap_ns = 0;  ///< host-link time of swaps (swap mode)
+    /// Tiered allocators (docs/tiers.md): slow-tier KV reads (the lower of the tier's DRAM
+    /// model and its link), and moves between the tiers over the link. kv_dram_ns and
+    /// kv_discontinuity_ns then count the fast tier's reads only.
+    double slow_kv_ns = 0;
+    double tier_move_ns = 0;
+    std::uint64_t slow_kv_bytes = 0;     ///< KV bytes read from the slow tier (scaled)
+    std::uint64_t tier_moved_bytes = 0;  ///< bytes moved between the tiers, both ways
+    std::uint64_t kv_runs = 0;           ///< KV read runs (sampled planes, scaled)
+    std::uint64_t kv_bytes = 0;          ///< KV bytes read (scaled)
     /// Decodes only, sampled planes, unscaled: the runs for_each_run yielded for the decoding
     /// request, and the (decode, plane) reads they were yielded for.
     std::uint64_t decode_runs = 0;
@@ -191,12 +207,15 @@ struct replay_metrics {
         return decode_plane_reads ? double(decode_runs) / double(decode_plane_reads) : 0.0;
     }
 
+    /// Memory work summed over both tiers (the tiers' paths overlap within an iteration, so
+    /// this can exceed the time they took; it is the denominator of the shares in the table).
     double memory_ns() const {
-        return weights_ns + kv_dram_ns + kv_discontinuity_ns + migration_ns;
+        return weights_ns + kv_dram_ns + kv_discontinuity_ns + migration_ns + slow_kv_ns +
+               tier_move_ns;
     }
     /// Effective KV read bandwidth, GB/s.
     double kv_gbps() const {
-        const double ns = kv_dram_ns + kv_discontinuity_ns;
+        const double ns = kv_dram_ns + kv_discontinuity_ns + slow_kv_ns;
         return ns > 0 ? double(kv_bytes) / ns : 0.0;
     }
 };
@@ -230,6 +249,24 @@ template <class A>
 concept exposes_bucket_boundaries = requires(A& a) {
     a.bucket_policy().boundaries();
 };
+
+/// Tiered allocators (odma::tiered): reads are costed per tier, moves over the link.
+template <class A>
+concept tiered_allocator = requires(A& a) {
+    a.backing().fast().report();
+    a.backing().slow().report();
+    a.tier_stats().moved_bytes;
+    a.rebalance();
+};
+
+/// Tiered allocators whose tier policy predicts with the oracle (the tier-bound row): it is
+/// told each request's true output length before admission.
+template <class A>
+concept tier_oracle_predicted = requires(A& a) {
+    a.policy().predictor();
+}
+&&std::is_same_v<std::remove_cvref_t<decltype(std::declval<A&>().policy().predictor())>,
+                 predict::oracle>;
 
 /// Allocators whose predictor is the oracle, which is told each request's true remaining
 /// length before its admission: that is the oracle's input, not something it learns.
@@ -423,6 +460,10 @@ private:
                 return;
             }
             waiting_.pop_front();
+            if (o_.remote_prefill && !state_[i].swapped) {  // prefilled elsewhere
+                running_.push_back({i, *r, prefill, prefill});
+                continue;
+            }
             if (state_[i].swapped) {  // its KV comes back over the link: nothing to prefill
                 state_[i].swapped = false;
                 swapped_bytes_ += kv_bytes(i);
@@ -443,6 +484,8 @@ private:
         const request_state& s = state_[i];
         if constexpr (oracle_predicted<A>)
             kv_.predictor().tell(r.id, r.output_tokens - s.generated);
+        if constexpr (tier_oracle_predicted<A>)
+            kv_.policy().predictor().tell(r.id, r.output_tokens);
         const odma::request q = r.as_request(w_.max_new_tokens);
         return s.preemptions == 0 ? kv_.admit(q) : kv_.resume(q, s.generated);
     }
@@ -500,13 +543,23 @@ struct iteration_cost {
     double kv_discontinuity_ns = 0;
     double migration_ns = 0;
     double swap_ns = 0;  ///< host-link time, serial to the rest
+    /// Tiered allocators: the slow tier's path (its KV reads, and moves over the link), which
+    /// runs alongside the fast tier's.
+    double slow_kv_ns = 0;
+    double tier_move_ns = 0;
+    std::uint64_t slow_kv_bytes = 0;
+    std::uint64_t tier_moved_bytes = 0;
     std::uint64_t kv_runs = 0;
     std::uint64_t kv_bytes = 0;
     std::uint64_t decode_runs = 0;         ///< see replay_metrics::decode_runs
     std::uint64_t decode_plane_reads = 0;  ///< see replay_metrics::decode_plane_reads
 
+    /// The fast tier's path (weights, its KV reads, migrations) and the slow tier's (reads and
+    /// moves over the link) run at once: the longer one is the memory time. Without a slow
+    /// tier the second is 0.
     double memory_ns() const {
-        return weights_ns + kv_dram_ns + kv_discontinuity_ns + migration_ns;
+        return std::max(weights_ns + kv_dram_ns + kv_discontinuity_ns + migration_ns,
+                        slow_kv_ns + tier_move_ns);
     }
     /// The iteration takes max(compute, memory), plus the swaps it waited for.
     double total_ns() const { return std::max(memory_ns(), compute_ns) + swap_ns; }
@@ -521,6 +574,16 @@ struct plane_sample {
 inline plane_sample sample_planes(std::uint32_t planes_total, std::uint32_t sampled) {
     const std::uint32_t planes = sampled == 0 ? planes_total : std::min(sampled, planes_total);
     return {planes, double(planes_total) / double(planes)};
+}
+
+/// The report of the fast tier (the device's own memory): the whole backing's for allocators
+/// of one tier.
+template <replayable_allocator A>
+const memory::access_report& fast_report(A& kv) {
+    if constexpr (tiered_allocator<A>)
+        return kv.backing().fast().report();
+    else
+        return kv.backing().report();
 }
 
 /// Costs one planned iteration: FLOPs of its prefill chunks and decodes on the device's
@@ -548,15 +611,27 @@ iteration_cost cost_iteration(A& kv, const std::vector<work_item>& work,
             read_prefix(kv, a.handle, a.prefilled, planes.planes);
         }
     }
-    const auto& rep = kv.backing().report();
     iteration_cost c;
     c.compute_ns = flops / sm.device.compute_flops_per_ns();
     c.weights_ns = sm.weights_ns;
+    const auto& rep = fast_report(kv);
     c.kv_dram_ns = rep.read.dram_ns * planes.scale;
     c.kv_discontinuity_ns = rep.read.discontinuity_ns * planes.scale;
     c.migration_ns = rep.migration.total_ns();
     c.kv_runs = static_cast<std::uint64_t>(double(rep.read.runs) * planes.scale);
     c.kv_bytes = static_cast<std::uint64_t>(double(rep.read.bytes) * planes.scale);
+    if constexpr (tiered_allocator<A>) {
+        // The accelerator reads the slow tier at the lower of its DRAM rate and the link's.
+        const auto& slow = kv.backing().slow().report();
+        const double link = sm.device.slow_tier ? sm.device.slow_tier->link_gbps : 0.0;
+        if (!(link > 0)) throw std::invalid_argument("device has no slow tier to read from");
+        const double bytes = double(slow.read.bytes) * planes.scale;
+        c.slow_kv_ns =
+            std::max(slow.read.total_ns() * planes.scale, bytes / link) + slow.migration.total_ns();
+        c.slow_kv_bytes = static_cast<std::uint64_t>(bytes);
+        c.kv_runs += static_cast<std::uint64_t>(double(slow.read.runs) * planes.scale);
+        c.kv_bytes += c.slow_kv_bytes;
+    }
     c.decode_runs = decode_runs;
     c.decode_plane_reads = decodes * planes.planes;
     return c;
@@ -572,6 +647,10 @@ inline void add_cost(replay_metrics& m, const iteration_cost& c) {
     m.kv_discontinuity_ns += c.kv_discontinuity_ns;
     m.migration_ns += c.migration_ns;
     m.swap_ns += c.swap_ns;
+    m.slow_kv_ns += c.slow_kv_ns;
+    m.tier_move_ns += c.tier_move_ns;
+    m.slow_kv_bytes += c.slow_kv_bytes;
+    m.tier_moved_bytes += c.tier_moved_bytes;
     m.kv_runs += c.kv_runs;
     m.kv_bytes += c.kv_bytes;
     m.decode_runs += c.decode_runs;
@@ -733,6 +812,13 @@ replay_result serve(A& kv, const workload& w, const serving_model& sm, const ser
             continue;
         }
         kv.backing().reset_report();
+        // Tiered allocators: promote into free fast space first; moves made here and by
+        // demotions during growth cross the link in this iteration.
+        std::uint64_t moved_before = 0;
+        if constexpr (detail::tiered_allocator<A>) {
+            moved_before = kv.tier_stats().moved_bytes;
+            kv.rebalance();
+        }
         batch.plan(work);
         // The loaded window ends when the queue drains for good after the last arrival.
         if (!batch.all_arrived() || !batch.queue_empty())
@@ -741,12 +827,21 @@ replay_result serve(A& kv, const workload& w, const serving_model& sm, const ser
             window_end = t;
         const std::uint64_t swapped = batch.take_swapped_bytes();
         m.swapped_bytes += swapped;
-        if (work.empty() && swapped == 0) continue;  // everyone was preempted: retry at once
+        std::uint64_t moved = 0;
+        if constexpr (detail::tiered_allocator<A>)
+            moved = kv.tier_stats().moved_bytes - moved_before;
+        // Everyone was preempted and nothing crossed a link: retry at once.
+        if (work.empty() && swapped == 0 && moved == 0) continue;
 
         // Only swaps (everyone else was preempted): the iteration is the link's time alone.
         detail::iteration_cost cost = work.empty()
                                           ? detail::iteration_cost{}
                                           : detail::cost_iteration(kv, work, batch, w, sm, planes);
+        if constexpr (detail::tiered_allocator<A>) {
+            cost.tier_moved_bytes = moved;
+            if (!o.free_tier_moves)
+                cost.tier_move_ns = double(cost.tier_moved_bytes) / sm.device.slow_tier->link_gbps;
+        }
         if (swapped) {
             if (!(sm.device.host_link_gbps > 0))
                 throw std::invalid_argument("device " + sm.device.name +
