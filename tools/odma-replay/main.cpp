@@ -60,6 +60,8 @@ struct cli {
     std::string plot_dir;
     bool json = false;
     bool break_even = false;
+    bool swap_crossover = false;
+    double host_link_gbps = -1;  // < 0: the preset's
     bool progress = true;
 };
 
@@ -166,6 +168,10 @@ output
                           --policies (default paged-16, paged-128), the run cost (ns per
                           discontinuity) at which odma-strict and odma (those of --policies,
                           else both) tie it on TPS, by bisection
+  --swap-crossover        instead of the table: for each device and policy of --policies, the
+                          host-link bandwidth (GB/s per direction) above which --preemption
+                          swap beats recompute on TPS, by bisection
+  --host-link-gbps X      the device's host link (swap mode), overriding the preset's
   --sequential            replay the policies one after another instead of one thread each
                           (same results: the simulator is deterministic)
   --help                  this text
@@ -303,6 +309,11 @@ cli parse_args(int argc, char** argv) {
             c.po.paged_watermark = parse<double>(a, value());
         } else if (a == "--break-even") {
             c.break_even = true;
+        } else if (a == "--swap-crossover") {
+            c.swap_crossover = true;
+        } else if (a == "--host-link-gbps") {
+            c.host_link_gbps = parse<double>(a, value());
+            if (!(c.host_link_gbps > 0)) throw std::invalid_argument("--host-link-gbps: X > 0");
         } else if (a == "--json") {
             c.json = true;
         } else if (a == "--plot") {
@@ -318,8 +329,10 @@ cli parse_args(int argc, char** argv) {
     for (const auto& p : c.policies)
         if (!is_policy_name(p))
             throw std::invalid_argument("--policies: unknown policy '" + p + "'");
-    if (c.break_even && c.json)
-        throw std::invalid_argument("--break-even: prints a table, not --json");
+    if ((c.break_even || c.swap_crossover) && c.json)
+        throw std::invalid_argument("--break-even and --swap-crossover print a table, not --json");
+    if (c.break_even && c.swap_crossover)
+        throw std::invalid_argument("--break-even or --swap-crossover, not both");
     for (const auto& d : c.devices) {
         const device_preset dev = find_device(d);  // throws for an unknown name
         try {
@@ -488,28 +501,84 @@ std::string gb(double bytes) {
     return b;
 }
 
-/// The TPS of `odma_policy` and of `paged_policy` with the run cost set to `run_cost_ns`.
+/// Two TPS figures compared at one setting: the candidate's and the baseline's.
 struct tps_pair {
-    double odma = 0, paged = 0;
+    double candidate = 0, baseline = 0;
 };
 
-tps_pair tps_at(const cli& c, const device_preset& base, const std::string& odma_policy,
-                const std::string& paged_policy, double run_cost_ns, const workload& w,
+/// Where a candidate catches up with a baseline as a setting x grows (the candidate gaining
+/// with x): the verdict, the pair at the tie, and the replays it took.
+struct tie_search {
+    std::string verdict;
+    tps_pair tie;
+    int replays = 0;
+};
+
+/// Finds the smallest x >= `first` at which at(x).candidate >= at(x).baseline, assuming the
+/// candidate's advantage grows with x: evaluated at `first`, bracketed by growing fourfold from
+/// `start` up to `limit`, then bisected (geometric mean) until the bracket is within 2%.
+/// `unit` names x in the verdicts.
+template <class At>
+tie_search find_tie(At&& at, double first, double start, double limit, const std::string& unit) {
+    tie_search out;
+    const auto eval = [&](double x) {
+        ++out.replays;
+        return at(x);
+    };
+    const tps_pair low = eval(first);
+    out.tie = low;
+    if (low.candidate >= low.baseline) {
+        out.verdict = "<= " + num(first) + " (ahead at " + num(first) + " " + unit + ")";
+        return out;
+    }
+    double lo = first, hi = std::max(start, first);
+    tps_pair h = eval(hi);
+    while (h.candidate < h.baseline && hi < limit) {
+        lo = hi;
+        hi *= 4;
+        h = eval(hi);
+    }
+    out.tie = h;
+    if (h.candidate < h.baseline) {
+        out.verdict = "> " + num(limit) + " (behind at every " + unit + " tried)";
+        return out;
+    }
+    while (hi > 1.02 * lo && hi - lo > 0.01) {
+        const double mid = lo > 0 ? std::sqrt(lo * hi) : hi / 2;
+        const tps_pair m = eval(mid);
+        if (m.candidate < m.baseline) {
+            lo = mid;
+        } else {
+            hi = mid;
+            out.tie = m;
+        }
+    }
+    out.verdict = num(std::round(hi * 100) / 100);
+    return out;
+}
+
+/// The TPS of two policies on `dev` with the serving options `so`.
+tps_pair tps_of(const cli& c, const device_preset& dev, const serving_options& so,
+                const std::string& candidate, const std::string& baseline, const workload& w,
                 const odma::predict::ngram* trained) {
-    device_preset dev = base;
-    dev.memory.discontinuity_ns = run_cost_ns;
     const serving_model sm =
         make_serving_model(find_model(model_for(c, dev)), dev, c.tensor_parallel);
-    const auto r =
-        run_policies({odma_policy, paged_policy}, w, sm, c.so, c.po, trained, {}, c.parallel);
+    const auto r = run_policies({candidate, baseline}, w, sm, so, c.po, trained, {}, c.parallel);
     return {r[0].metrics.tps, r[1].metrics.tps};
+}
+
+/// The TPS of one policy on `dev` with the serving options `so`.
+double tps_of(const cli& c, const device_preset& dev, const serving_options& so,
+              const std::string& policy, const workload& w, const odma::predict::ngram* trained) {
+    const serving_model sm =
+        make_serving_model(find_model(model_for(c, dev)), dev, c.tensor_parallel);
+    return run_policy(policy, w, sm, so, c.po, trained).metrics.tps;
 }
 
 /// --break-even: the run cost at which odma-strict and odma (those of --policies, else both) tie
 /// each paged policy on TPS. Paging's TPS falls as runs get dearer, odma-strict's (one run per
-/// request and plane) barely moves and odma's (a few) moves less; the tie is bracketed by
-/// growing fourfold from the preset's cost, then bisected (geometric mean) until the bracket is
-/// within 2%.
+/// request and plane) barely moves and odma's (a few) moves less; the tie is searched from
+/// 0 ns, bracketed from the preset's cost (find_tie).
 void print_break_even(const cli& c, const device_preset& dev, const workload& w,
                       const odma::predict::ngram* trained) {
     std::vector<std::string> paged;
@@ -524,53 +593,60 @@ void print_break_even(const cli& c, const device_preset& dev, const workload& w,
                     "policy TPS", "paged TPS", "replays"});
     for (const auto& o : contiguous)
         for (const auto& p : paged) {
-            int replays = 0;
-            const auto at = [&](double x) {
-                ++replays;
-                return tps_at(c, dev, o, p, x, w, trained);
+            const auto at = [&](double run_cost_ns) {
+                device_preset d = dev;
+                d.memory.discontinuity_ns = run_cost_ns;
+                return tps_of(c, d, c.so, o, p, w, trained);
             };
-            const tps_pair zero = at(0.0);
-            std::string verdict;
-            tps_pair tie = zero;
-            if (zero.odma >= zero.paged) {
-                verdict = "<= 0 (" + o + " >= paging at 0 ns)";
-            } else {
-                double lo = 0, hi = std::max(1.0, dev.memory.discontinuity_ns);
-                tps_pair h = at(hi);
-                while (h.odma < h.paged && hi < 1e6) {
-                    lo = hi;
-                    hi *= 4;
-                    h = at(hi);
-                }
-                if (h.odma < h.paged) {
-                    verdict = "> 1e6 (paging ahead at any cost tried)";
-                    tie = h;
-                } else {
-                    tie = h;
-                    while (hi > 1.02 * lo && hi - lo > 0.01) {
-                        const double mid = lo > 0 ? std::sqrt(lo * hi) : hi / 2;
-                        const tps_pair m = at(mid);
-                        if (m.odma < m.paged) {
-                            lo = mid;
-                        } else {
-                            hi = mid;
-                            tie = m;
-                        }
-                    }
-                    verdict = num(std::round(hi * 100) / 100);
-                }
-            }
+            const tie_search s =
+                find_tie(at, 0.0, std::max(1.0, dev.memory.discontinuity_ns), 1e6, "ns");
             t.row()
                 .add(dev.name)
                 .add(double(c.tensor_parallel), 0)
                 .add(o)
                 .add(p)
                 .add(dev.memory.discontinuity_ns, 2)
-                .add(verdict)
-                .add(tie.odma, 0)
-                .add(tie.paged, 0)
-                .add(double(replays), 0);
+                .add(s.verdict)
+                .add(s.tie.candidate, 0)
+                .add(s.tie.baseline, 0)
+                .add(double(s.replays), 0);
         }
+    t.print(std::cout);
+}
+
+/// --swap-crossover: for each policy of --policies, the host-link bandwidth (GB/s per
+/// direction) above which swap preemption beats recompute on TPS. Recompute does not use the
+/// link, so it is replayed once; swap gains with the bandwidth (find_tie from 0.01 GB/s,
+/// bracketed from 1 GB/s). The preset's own link is shown beside it.
+void print_swap_crossover(const cli& c, const device_preset& dev, const workload& w,
+                          const odma::predict::ngram* trained) {
+    tools::table t({"device", "policy", "preset GB/s", "crossover GB/s", "swap TPS",
+                    "recompute TPS", "recomputed / output", "replays"});
+    serving_options recompute = c.so, swap = c.so;
+    recompute.preemption = preemption_mode::recompute;
+    swap.preemption = preemption_mode::swap;
+    for (const auto& p : c.policies) {
+        const serving_model sm =
+            make_serving_model(find_model(model_for(c, dev)), dev, c.tensor_parallel);
+        const replay_result base = run_policy(p, w, sm, recompute, c.po, trained);
+        const auto at = [&](double gbps) {
+            device_preset d = dev;
+            d.host_link_gbps = gbps;
+            return tps_pair{tps_of(c, d, swap, p, w, trained), base.metrics.tps};
+        };
+        const tie_search s = find_tie(at, 0.01, 1.0, 1e5, "GB/s");
+        t.row()
+            .add(dev.name)
+            .add(p)
+            .add(dev.host_link_gbps, 1)
+            .add(s.verdict)
+            .add(s.tie.candidate, 0)
+            .add(s.tie.baseline, 0)
+            .add_percent(double(base.metrics.recomputed_tokens) /
+                             double(std::max<std::uint64_t>(1, base.metrics.generated_tokens)),
+                         1)
+            .add(double(s.replays + 1), 0);
+    }
     t.print(std::cout);
 }
 
@@ -592,7 +668,7 @@ int main(int argc, char** argv) try {
     const workload w = make_workload(tr, c.wo);
     if (w.requests.empty()) throw std::invalid_argument(path + ": no request to replay");
 
-    bool need_model = c.break_even;
+    bool need_model = c.break_even || c.swap_crossover;
     for (const auto& p : c.policies)
         need_model = need_model || policy_uses_predictor(p);
     std::optional<odma::predict::ngram> trained;
@@ -628,6 +704,12 @@ int main(int argc, char** argv) try {
     for (std::size_t d = 0; d < c.devices.size(); ++d) {
         device_preset dev = find_device(c.devices[d]);
         if (c.compute_efficiency > 0) dev.compute_efficiency = c.compute_efficiency;
+        if (c.host_link_gbps > 0) dev.host_link_gbps = c.host_link_gbps;
+        if (c.swap_crossover) {
+            std::cout << "\n";
+            print_swap_crossover(c, dev, w, trained ? &*trained : nullptr);
+            continue;
+        }
         if (c.break_even) {
             std::cout << "\n";
             print_break_even(c, dev, w, trained ? &*trained : nullptr);
@@ -681,6 +763,14 @@ int main(int argc, char** argv) try {
                           << "\n";
             std::cout << "\n";
             t.print(std::cout);
+            bool slow_tier_used = false;
+            for (const auto& r : results)
+                slow_tier_used =
+                    slow_tier_used || r.metrics.slow_kv_bytes > 0 || r.metrics.tier_moved_bytes > 0;
+            if (dev.slow_tier && !slow_tier_used)
+                std::cout << "\nnote: the fast tier held every lease, so the tier policies had "
+                             "nothing to decide; a heavier load (--speedup) makes them differ "
+                             "(docs/tiers.md)\n";
         }
         if (!c.plot_dir.empty()) write_plots(c.plot_dir, dev.name, results, w);
     }
