@@ -6,6 +6,7 @@
 #include <odma/paged.hpp>
 #include <odma/swap.hpp>
 
+#include "support/kv_stamp.hpp"
 #include "support/test_backings.hpp"
 
 #include <doctest/doctest.h>
@@ -18,6 +19,7 @@ namespace {
 
 using odma::errc;
 using odma_test::scripted_predictor;
+using odma_test::stamp;
 
 constexpr std::size_t bpt = 32;  // bytes per token: two planes of 16
 using kv_t = odma::allocator<scripted_predictor, odma::bucket::fixed, odma::backing::host>;
@@ -30,28 +32,6 @@ kv_t make_kv(std::uint32_t max_runs) {
                            .max_runs = max_runs};
     return kv_t(cfg, scripted_predictor{.tokens = 16}, odma::bucket::fixed::uniform(4, 256),
                 odma::backing::host(1024 * bpt));
-}
-
-// Stamps (or checks) every byte the lease holds, plane by plane through its runs, with a
-// pattern of (request id, plane, byte index).
-template <class Kv>
-bool stamp(Kv& kv, const odma::lease& l, std::uint64_t id, bool write) {
-    bool ok = true;
-    for (std::uint32_t p = 0; p < kv.config().planes; ++p) {
-        std::size_t i = 0;
-        const auto walked = kv.for_each_run(l, p, [&](std::size_t offset, std::size_t bytes) {
-            std::byte* at = kv.backing().address(offset);
-            for (std::size_t k = 0; k < bytes; ++k, ++i) {
-                const auto v = std::byte((id * 131 + p * 17 + i * 7) & 0xff);
-                if (write)
-                    at[k] = v;
-                else
-                    ok = ok && at[k] == v;
-            }
-        });
-        ok = ok && walked.has_value();
-    }
-    return ok;
 }
 
 odma::request req(std::uint64_t id, std::uint32_t prompt) {

@@ -12,6 +12,7 @@
 #include <odma/tier/static_spill.hpp>
 #include <odma/tiered.hpp>
 
+#include "support/kv_stamp.hpp"
 #include "support/test_backings.hpp"
 
 #include <doctest/doctest.h>
@@ -26,6 +27,7 @@ namespace {
 using odma::errc;
 using odma::tier;
 using odma_test::scripted_predictor;
+using odma_test::stamp;
 namespace tp = odma::tier_policies;
 
 constexpr std::size_t bpt = 32;  // bytes per token: two planes of 16
@@ -43,29 +45,6 @@ kv_t make_kv(std::uint32_t tokens, std::uint32_t max_runs = 4, std::size_t bytes
 
 odma::request req(std::uint64_t id, std::uint32_t prompt) {
     return {.id = id, .prompt_tokens = prompt, .max_new_tokens = 200};
-}
-
-// Stamps (or checks) every byte a lease holds, plane by plane through its runs, with a pattern
-// of (request id, plane, byte index within the plane): a move that lost, shifted or mixed up
-// bytes fails the check.
-template <class Kv>
-bool stamp(Kv& kv, const odma::lease& l, std::uint64_t id, bool write) {
-    bool ok = true;
-    for (std::uint32_t p = 0; p < kv.config().planes; ++p) {
-        std::size_t i = 0;
-        const auto walked = kv.for_each_run(l, p, [&](std::size_t offset, std::size_t bytes) {
-            std::byte* at = kv.backing().address(offset);
-            for (std::size_t k = 0; k < bytes; ++k, ++i) {
-                const auto v = std::byte((id * 131 + p * 17 + i * 7) & 0xff);
-                if (write)
-                    at[k] = v;
-                else
-                    ok = ok && at[k] == v;
-            }
-        });
-        ok = ok && walked.has_value();
-    }
-    return ok;
 }
 
 // A policy that moves, with a fixed expected output, so tests can predict its choices.

@@ -26,8 +26,11 @@ struct model_preset {
     std::uint32_t kv_heads = 0;
     std::uint32_t head_dim = 0;
     std::uint32_t dtype_bytes = 2;
-    double params = 0;        ///< parameters (all of them are read once per forward pass)
-    double weight_bytes = 0;  ///< bytes of weights on the device
+    double params = 0;               ///< parameters (all of them are read once per forward pass)
+    double weight_bytes = 0;         ///< bytes of weights on the device
+    std::uint32_t hidden = 0;        ///< hidden size (activations)
+    std::uint32_t intermediate = 0;  ///< MLP intermediate size (activations)
+    std::uint32_t vocab = 0;         ///< vocabulary (logits of sampled tokens)
 
     /// KV bytes of one token: K and V, every layer, every KV head.
     std::size_t bytes_per_token() const {
@@ -37,6 +40,14 @@ struct model_preset {
     std::uint32_t planes() const { return 2 * layers; }
     /// Matmul FLOPs of one token through the whole model (2 per multiply-add).
     double linear_flops_per_token() const { return 2.0 * params; }
+    /// Peak activation bytes of one forward pass over `tokens` batched tokens of which
+    /// `sampled` produce logits: per token the MLP's live tensors (input, gate, up and their
+    /// product: hidden + 3 x intermediate) and the residual stream (hidden), in the model's
+    /// dtype; per sampled token its fp32 logits. An estimate of what a profiling run measures
+    /// (vLLM sizes its activation reserve with one), not a measurement; docs/tiers.md.
+    double activation_bytes(double tokens, double sampled) const {
+        return tokens * (2.0 * hidden + 3.0 * intermediate) * dtype_bytes + sampled * 4.0 * vocab;
+    }
     /// Attention FLOPs of one token attending to `context` earlier tokens: QK^T and AV over
     /// every query head and layer, 2 x 2 x heads x head_dim per context token.
     double attention_flops(double context) const {
@@ -57,6 +68,9 @@ inline model_preset r1_distill_qwen_7b() {
     m.dtype_bytes = 2;
     m.params = 7.6e9;
     m.weight_bytes = 15.2e9;
+    m.hidden = 3584;  // config.json: hidden_size, intermediate_size, vocab_size
+    m.intermediate = 18944;
+    m.vocab = 152064;
     return m;
 }
 
@@ -73,6 +87,9 @@ inline model_preset llama_31_8b() {
     m.dtype_bytes = 2;
     m.params = 8.03e9;
     m.weight_bytes = 16.06e9;
+    m.hidden = 4096;  // config.json: hidden_size, intermediate_size, vocab_size
+    m.intermediate = 14336;
+    m.vocab = 128256;
     return m;
 }
 
@@ -93,6 +110,8 @@ inline model_preset tensor_parallel_slice(model_preset m, std::uint32_t cards) {
     m.kv_heads /= cards;
     m.params /= cards;
     m.weight_bytes /= cards;
+    m.intermediate /= cards;  // column/row-split MLP; the hidden stream is replicated
+    m.vocab /= cards;         // vocabulary-parallel logits
     return m;
 }
 
@@ -257,29 +276,32 @@ inline memory::memory_model host_ddr5_tier(std::uint64_t capacity_bytes, double 
     return m;
 }
 
+/// `d` with `capacity_bytes` of the host's DDR5 (an assumption) as a slow tier behind `link`
+/// (`link_gbps` per direction), 90% of it for KV: what h100-host-ddr5 and mlu370-x4-host add.
+inline device_preset with_host_tier(device_preset d, std::string name, std::uint64_t capacity_bytes,
+                                    const std::string& link, double link_gbps) {
+    d.name = std::move(name);
+    d.source += "; slow tier: " + std::to_string(capacity_bytes >> 30) +
+                " GiB host DDR5 (assumed) over " + link;
+    d.slow_tier =
+        slow_tier_preset{"host DDR5 over " + link,
+                         host_ddr5_tier(capacity_bytes, d.memory.discontinuity_ns), link_gbps, 0.9};
+    return d;
+}
+
 /// h100-hbm3 with the host's DDR5 as a slow tier behind PCIe 5.0 x16 (63 GB/s per direction):
 /// 512 GiB of host memory (an assumption: a 2-socket server's DIMMs, a share of which the
 /// engine may use).
 inline device_preset h100_host_ddr5() {
-    device_preset d = h100_hbm3();
-    d.name = "h100-host-ddr5";
-    d.source += "; slow tier: 512 GiB host DDR5 (assumed) over PCIe 5.0 x16, 63 GB/s";
-    d.slow_tier =
-        slow_tier_preset{"host DDR5 over PCIe 5.0 x16",
-                         host_ddr5_tier(512ull << 30, d.memory.discontinuity_ns), 63.0, 0.9};
-    return d;
+    return with_host_tier(h100_hbm3(), "h100-host-ddr5", 512ull << 30, "PCIe 5.0 x16, 63 GB/s",
+                          63.0);
 }
 
 /// mlu370-x4 with the host's memory as a slow tier behind PCIe 4.0 x16 (31.5 GB/s per
 /// direction): 256 GiB of host memory (an assumption).
 inline device_preset mlu370_x4_host() {
-    device_preset d = mlu370_x4();
-    d.name = "mlu370-x4-host";
-    d.source += "; slow tier: 256 GiB host DDR5 (assumed) over PCIe 4.0 x16, 31.5 GB/s";
-    d.slow_tier =
-        slow_tier_preset{"host DDR5 over PCIe 4.0 x16",
-                         host_ddr5_tier(256ull << 30, d.memory.discontinuity_ns), 31.5, 0.9};
-    return d;
+    return with_host_tier(mlu370_x4(), "mlu370-x4-host", 256ull << 30, "PCIe 4.0 x16, 31.5 GB/s",
+                          31.5);
 }
 
 inline std::vector<std::string> model_names() {
