@@ -12,6 +12,10 @@
 //   migrate_cycle    admit A, admit B right behind it, extend A past its reservation (B
 //                    blocks it, so its 9 live tokens are copied to a new region), release
 //                    both: one migration plus two admit_release pairs
+//
+// And the elastic arena: "resize_1GiB_grow_shrink/constant/fixed/host_vmm/<live>" grows a
+// host_vmm arena from 1 GiB to 2 GiB and shrinks it back, per iteration, with <live> leases
+// held low in the arena so that none has to move (target: <= 5 ms for one resize).
 #include "bench_support.hpp"
 
 #include <benchmark/benchmark.h>
@@ -263,6 +267,40 @@ void bucket_costs(std::initializer_list<std::uint32_t> variants) {
     }
 }
 
+#ifdef ODMA_HAS_HOST_VMM
+/// allocator::resize() by 1 GiB each way on host_vmm with `live` leases that never move: what
+/// an engine pays to hand memory back and take it again. One iteration is two resizes.
+void resize_costs() {
+    benchmark::RegisterBenchmark(
+        "resize_1GiB_grow_shrink/constant/fixed/host_vmm",
+        [](benchmark::State& state) {
+            using kv_t = odma::allocator<odma::predict::constant, odma::bucket::fixed,
+                                         odma::backing::host_vmm>;
+            constexpr std::size_t gib = std::size_t(1) << 30;
+            const odma::config cfg{.bytes_per_token = bytes_per_token,
+                                   .max_tokens = 4096,
+                                   .safety_pool_fraction = 0.05,
+                                   .arena_bytes = gib};
+            kv_t kv(cfg, {}, odma::bucket::fixed::powers_of_two(16, 4096),
+                    odma::backing::host_vmm(2 * gib, std::size_t(64) << 10));
+            const auto live = static_cast<std::uint32_t>(state.range(0));
+            std::vector<odma::lease> held;
+            if (!fill_live(kv, live, held)) return state.SkipWithError("arena too small");
+            for (auto _ : state) {
+                const auto grown = kv.resize(2 * gib);
+                const auto shrunk = kv.resize(gib);
+                if (!grown || !shrunk || shrunk.copied_bytes() != 0)
+                    return state.SkipWithError("a resize failed or moved a lease");
+            }
+            state.counters["live"] = live;
+        })
+        ->Arg(0)
+        ->Arg(1000)
+        ->Arg(10000)
+        ->Unit(benchmark::kMicrosecond);
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -272,6 +310,9 @@ int main(int argc, char** argv) {
     register_per_combo(combos, "extend_unchanged", []<class C>() { return extend_unchanged<C>(); });
     register_per_combo(combos, "extend_in_place", []<class C>() { return extend_in_place<C>(); });
     register_per_combo(combos, "migrate_cycle", []<class C>() { return migrate_cycle<C>(); });
+#ifdef ODMA_HAS_HOST_VMM
+    resize_costs();
+#endif
     // The paged baseline: it never migrates, and its in-place growth
     // appends a block every block_tokens tokens.
     const odma_test::paged_combos paged;

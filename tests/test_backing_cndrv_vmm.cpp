@@ -17,6 +17,7 @@
 
 static_assert(ODMA_HAS_CNDRV_VMM == 1);
 static_assert(odma::CommittingBacking<odma::backing::cndrv_vmm>);
+static_assert(odma::ResizableBacking<odma::backing::cndrv_vmm>);
 
 using odma_fake::calls;
 using odma_test::mlu_read;
@@ -362,4 +363,75 @@ TEST_CASE("cndrv_vmm under the allocator: a copy failing mid-migration gives bac
     CHECK(kv.region_of(*a)->used == 100);
     CHECK(kv.check());
     REQUIRE(kv.extend(*a, 600));
+}
+
+TEST_CASE("cndrv_vmm under the allocator: resize grows, then moves leases and gives memory back") {
+    odma_fake::reset({.memory_per_device = 16 * mib});
+    constexpr std::size_t bpt = 1024;  // 2 planes x 512 bytes: 128 tokens per plane granule
+    using kv_t =
+        odma::allocator<odma::predict::oracle, odma::bucket::fixed, odma::backing::cndrv_vmm>;
+    {
+        // 32 MiB of address space; the arena starts at 4 MiB (4,096 tokens, no pool).
+        kv_t kv({.bytes_per_token = bpt,
+                 .max_tokens = 512,
+                 .safety_pool_fraction = 0.0,
+                 .planes = 2,
+                 .arena_bytes = 4 * mib},
+                {}, odma::bucket::fixed::uniform(4, 512), odma::backing::cndrv_vmm(32 * mib));
+        struct model_lease {
+            odma::lease handle;
+            std::byte seed;
+        };
+        std::vector<model_lease> live;
+        auto admit = [&](std::uint64_t id) {
+            kv.predictor().tell(id, 28);  // 100 + 28: one 128-token bucket
+            auto l = kv.admit({.id = id, .prompt_tokens = 100, .max_new_tokens = 400});
+            if (!l) return false;
+            live.push_back({*l, std::byte(id & 0xff)});
+            for (std::uint32_t p = 0; p < 2; ++p)
+                mlu_write(kv.data(*l, p), std::vector<std::byte>(100 * 512, live.back().seed));
+            return true;
+        };
+        auto intact = [&](const model_lease& m) {
+            for (std::uint32_t p = 0; p < 2; ++p)
+                if (mlu_read(kv.data(m.handle, p), 100 * 512) !=
+                    std::vector<std::byte>(100 * 512, m.seed))
+                    return false;
+            return true;
+        };
+        for (std::uint64_t id = 0; id < 32; ++id)
+            REQUIRE(admit(id));
+        CHECK_FALSE(admit(99));  // 32 x 128 tokens fill the 4 MiB arena
+
+        REQUIRE(kv.resize(8 * mib));
+        for (std::uint64_t id = 32; id < 40; ++id)
+            REQUIRE(admit(id));  // tokens [4096, 5120)
+        const auto& c = kv.backing().counters();
+        CHECK(odma_fake::device_bytes(0) == c.mapped_bytes);
+
+        // Free the first eight, then back to 4 MiB: the last eight move into their place.
+        for (int k = 0; k < 8; ++k)
+            REQUIRE(kv.release(live[k].handle, 1));
+        live.erase(live.begin(), live.begin() + 8);
+        const auto refused = kv.resize(4 * mib, 0);
+        CHECK(refused.error() == odma::errc::no_memory);
+        CHECK(refused.freeable_bytes() == (8192 - 5120) * bpt);
+        const auto moved = kv.resize(4 * mib, 8 * 100 * bpt);
+        REQUIRE(moved);
+        CHECK(moved.copied_bytes() == 8 * 100 * bpt);
+        CHECK(kv.check());
+        for (const auto& m : live) {
+            CHECK(kv.region_of(m.handle)->offset_tokens < 4096);
+            CHECK(intact(m));
+        }
+        // Nothing is mapped past token 4,096 of either plane: 32 leases of 100 tokens in
+        // 128-token granules, one granule per lease and plane.
+        CHECK(c.mapped_bytes == 32 * 2 * granule);
+        CHECK(odma_fake::device_bytes(0) == c.mapped_bytes);
+        CHECK(c.contract_violations == 0);
+        for (const auto& m : live)
+            REQUIRE(kv.release(m.handle, 1));
+        CHECK(c.mapped_bytes == 0);
+    }
+    CHECK(odma_fake::in_use().device_bytes == 0);
 }

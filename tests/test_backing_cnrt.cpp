@@ -15,6 +15,7 @@
 static_assert(ODMA_HAS_CNRT == 1);
 static_assert(odma::Backing<odma::backing::cnrt>);
 static_assert(!odma::CommittingBacking<odma::backing::cnrt>);
+static_assert(!odma::ResizableBacking<odma::backing::cnrt>);  // no allocator::resize on it
 
 using odma_fake::calls;
 using odma_test::mlu_read;

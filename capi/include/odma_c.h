@@ -55,7 +55,8 @@ typedef enum odma_status {
     ODMA_BAD_FORMAT = 7,          /* a model file is not an odma model */
     ODMA_INVALID_ARGUMENT = 100,  /* null or destroyed handle, null output, bad config field */
     ODMA_OUT_OF_HOST_MEMORY = 101,
-    ODMA_INTERNAL_ERROR = 102 /* an unexpected exception (from a callback, say) */
+    ODMA_INTERNAL_ERROR = 102, /* an unexpected exception (from a callback, say) */
+    ODMA_UNSUPPORTED = 103     /* the allocator's backing cannot do that (odma_resize) */
 } odma_status;
 
 /* "ok", "invalid_request", "no_memory", ... (the odma::errc names); "unknown" otherwise. */
@@ -121,7 +122,8 @@ typedef struct odma_config {
     size_t struct_size; /* sizeof(odma_config); odma_config_init() sets it */
 
     /* Sizing (odma::config). */
-    size_t arena_bytes;          /* KV memory in all, split into `planes` equal planes */
+    size_t arena_bytes;          /* KV memory in all, split into `planes` equal planes (the
+                                  * initial arena when max_arena_bytes is set) */
     size_t bytes_per_token;      /* over all planes */
     uint32_t max_tokens;         /* longest prompt + generated sequence */
     uint32_t planes;             /* default 1 */
@@ -152,6 +154,12 @@ typedef struct odma_config {
     odma_backing_kind backing; /* default ODMA_BACKING_HOST */
     odma_copy_fn copy_fn;      /* ODMA_BACKING_OFFSETS */
     void* copy_user;
+
+    /* ODMA_BACKING_HOST_VMM only: address space to reserve (>= arena_bytes), so that
+     * odma_resize can grow the arena up to it; costs no memory until leases use it. Planes are
+     * laid out over all of it. Default 0: as much as arena_bytes (the arena can only shrink
+     * and grow back). */
+    size_t max_arena_bytes;
 } odma_config;
 
 /* Fills `config` with the defaults above (sizes zero: the caller must set arena_bytes,
@@ -196,6 +204,8 @@ typedef struct odma_stats {
     uint64_t rejected_invalid_request, rejected_admit_no_memory, rejected_extend_no_memory,
         rejected_invalid_lease;
     double utilization, reserved_utilization, external_fragmentation;
+    size_t max_arena_bytes; /* what odma_resize can grow arena_bytes to; the plane stride */
+    uint64_t resizes, resize_copied_bytes;
 } odma_stats;
 
 /* Creates an allocator; on failure *out is NULL and odma_last_error() names the field. */
@@ -229,7 +239,22 @@ ODMA_C_API odma_status odma_block_table(const odma_allocator* a, odma_lease leas
  * for ODMA_BACKING_OFFSETS, whose offsets come from odma_runs). */
 ODMA_C_API odma_status odma_data(const odma_allocator* a, odma_lease lease, uint32_t plane,
                                  void** out);
-/* Base of the arena (host backings) and its size: runs' offsets are relative to it. */
+/* Grows or shrinks the arena to arena_bytes (general area + safety pool, over all planes;
+ * rounded down to whole tokens) at run time: odma::allocator::resize. Growing takes effect at
+ * once. Shrinking cuts free space at the end of the general area; live runs in the part cut
+ * are moved below the new end (their tokens copied; ask for data/runs/block tables again)
+ * when that copies at most copy_budget_bytes bytes. ODMA_BACKING_HOST_VMM only (others:
+ * ODMA_UNSUPPORTED).
+ * ODMA_NO_MEMORY: live leases are in the way and moving them would exceed the budget or finds
+ * no room; nothing changed, and *freeable_bytes (when not NULL; 0 after any other outcome) is
+ * how far the arena can shrink now with the same budget.
+ * ODMA_INVALID_REQUEST: more than max_arena_bytes, or too small for one max_tokens sequence
+ * beside the safety pool. */
+ODMA_C_API odma_status odma_resize(odma_allocator* a, size_t arena_bytes, size_t copy_budget_bytes,
+                                   size_t* freeable_bytes);
+
+/* Base of the arena (host backings) and its size: runs' offsets are relative to it (the whole
+ * reservation: max_arena_bytes when set, whatever odma_resize made of the arena). */
 ODMA_C_API odma_status odma_arena(const odma_allocator* a, void** base, size_t* bytes);
 
 ODMA_C_API odma_status odma_get_stats(const odma_allocator* a, odma_stats* out);

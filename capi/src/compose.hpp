@@ -20,6 +20,7 @@
 #include <odma/predict/prompt_quantile.hpp>
 #include <odma/prediction.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -152,7 +153,8 @@ std::unique_ptr<runtime_allocator> with_backing(const odma_config& c, const odma
         case ODMA_BACKING_HOST_VMM:
 #ifdef ODMA_HAS_HOST_VMM
             return std::make_unique<typed_allocator<P, B, odma::backing::host_vmm>>(
-                cfg, std::move(p), std::move(b), odma::backing::host_vmm(c.arena_bytes));
+                cfg, std::move(p), std::move(b),
+                odma::backing::host_vmm(std::max(c.arena_bytes, c.max_arena_bytes)));
 #else
             bad("backing", "ODMA_BACKING_HOST_VMM is not available on this platform");
 #endif

@@ -202,6 +202,8 @@ const char* odma_status_name(odma_status status) {
             return "out_of_host_memory";
         case ODMA_INTERNAL_ERROR:
             return "internal_error";
+        case ODMA_UNSUPPORTED:
+            return "unsupported";
     }
     return "unknown";
 }
@@ -389,6 +391,32 @@ odma_status odma_data(const odma_allocator* a, odma_lease lease, uint32_t plane,
     }
 }
 
+odma_status odma_resize(odma_allocator* a, size_t arena_bytes, size_t copy_budget_bytes,
+                        size_t* freeable_bytes) {
+    constexpr std::string_view fn = "odma_resize";
+    if (freeable_bytes) *freeable_bytes = 0;
+    runtime_allocator* kv = live(a);
+    if (!kv) return bad_handle(fn, a);
+    if (!kv->resizable())
+        return fail(fn, ODMA_UNSUPPORTED,
+                    "only ODMA_BACKING_HOST_VMM can resize its arena (memory reserved as "
+                    "address space, backed on demand)");
+    try {
+        const auto r = kv->resize(arena_bytes, copy_budget_bytes);
+        if (r) return ODMA_OK;
+        if (freeable_bytes) *freeable_bytes = r.freeable_bytes();
+        if (r.error() != odma::errc::no_memory) return fail(fn, r.error());
+        char why[160];  // no allocation on this path
+        std::snprintf(why, sizeof why,
+                      "no_memory (live leases are in the way; %zu bytes can be freed now within "
+                      "this copy budget)",
+                      r.freeable_bytes());
+        return fail(fn, ODMA_NO_MEMORY, why);
+    } catch (...) {
+        return from_exception(fn);
+    }
+}
+
 odma_status odma_arena(const odma_allocator* a, void** base, size_t* bytes) {
     constexpr std::string_view fn = "odma_arena";
     const runtime_allocator* kv = live(a);
@@ -435,6 +463,9 @@ odma_status odma_get_stats(const odma_allocator* a, odma_stats* out) {
         c.utilization = s.utilization();
         c.reserved_utilization = s.reserved_utilization();
         c.external_fragmentation = s.external_fragmentation;
+        c.max_arena_bytes = s.max_arena_bytes;
+        c.resizes = s.resizes;
+        c.resize_copied_bytes = s.resize_copied_bytes;
         *out = c;
         return ODMA_OK;
     } catch (...) {

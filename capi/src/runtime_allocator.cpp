@@ -25,9 +25,18 @@ std::unique_ptr<runtime_allocator> make_runtime_allocator(const odma_config& c) 
     cfg.run_alignment = c.run_alignment;
     cfg.lend_reserved = c.lend_reserved != 0;
     cfg.demand_limit = c.demand_limit;
+    // An arena that can grow: the backing reserves max_arena_bytes and the allocator starts
+    // with arena_bytes of it. Without max_arena_bytes the arena is the whole backing.
+    cfg.arena_bytes = c.max_arena_bytes != 0 ? c.arena_bytes : 0;
     // The sizes first, so that a bad one is named before the policies built from it complain.
     odma::detail::validate_fields(cfg);
     if (c.arena_bytes == 0) bad("arena_bytes", "must be greater than zero");
+    if (c.max_arena_bytes != 0 && raw(c.backing) != ODMA_BACKING_HOST_VMM)
+        bad("max_arena_bytes", "only ODMA_BACKING_HOST_VMM can grow its arena");
+    if (c.max_arena_bytes != 0 && c.max_arena_bytes < c.arena_bytes)
+        bad("max_arena_bytes", "is " + std::to_string(c.max_arena_bytes) +
+                                   ", less than arena_bytes (" + std::to_string(c.arena_bytes) +
+                                   ")");
 
     // The C-only fields, before anything is allocated.
     const int backing = raw(c.backing), buckets = raw(c.buckets);

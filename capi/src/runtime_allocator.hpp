@@ -12,6 +12,7 @@
 #include <odma/errc.hpp>
 #include <odma/lease.hpp>
 #include <odma/request.hpp>
+#include <odma/resize.hpp>
 #include <odma/result.hpp>
 #include <odma/stats.hpp>
 
@@ -34,6 +35,8 @@ public:
     virtual odma::result<odma::growth> extend(const odma::lease& l, std::uint32_t total) = 0;
     virtual odma::result<void> release(const odma::lease& l, std::uint32_t generated) = 0;
     virtual odma::result<void> abandon(const odma::lease& l) = 0;
+    /// allocator::resize; only for backings that can (resizable()).
+    virtual odma::resize_result resize(std::size_t arena_bytes, std::size_t copy_budget) = 0;
 
     /// Writes at most `capacity` runs of `l` in `plane` to `out`; returns how many there are.
     virtual odma::result<std::size_t> runs(const odma::lease& l, std::uint32_t plane, odma_run* out,
@@ -45,6 +48,8 @@ public:
 
     /// True for host backings, whose addresses are pointers.
     virtual bool has_bytes() const noexcept = 0;
+    /// True for on-demand backings (odma::ResizableBacking: ODMA_BACKING_HOST_VMM).
+    virtual bool resizable() const noexcept = 0;
     /// Base of the arena (null without bytes) and its size in bytes.
     virtual void* base() const noexcept = 0;
     virtual std::size_t arena_bytes() const noexcept = 0;
@@ -75,6 +80,13 @@ public:
         return kv_.release(l, generated);
     }
     odma::result<void> abandon(const odma::lease& l) override { return kv_.abandon(l); }
+    odma::resize_result resize(std::size_t arena_bytes, std::size_t copy_budget) override {
+        if constexpr (odma::ResizableBacking<M>)
+            return kv_.resize(arena_bytes, copy_budget);
+        else  // unreachable: the C layer checks resizable()
+            return odma::resize_result::refused(odma::errc::invalid_request,
+                                                kv_.stats().arena_bytes, 0);
+    }
 
     odma::result<std::size_t> runs(const odma::lease& l, std::uint32_t plane, odma_run* out,
                                    std::size_t capacity) const override {
@@ -103,6 +115,7 @@ public:
     }
 
     bool has_bytes() const noexcept override { return bytes; }
+    bool resizable() const noexcept override { return odma::ResizableBacking<M>; }
     void* base() const noexcept override {
         if constexpr (bytes)
             return static_cast<void*>(kv_.backing().address(0));

@@ -5,10 +5,11 @@
 //   run          - a contiguous range of token slots, the same range in every plane; a lease
 //                  owns one run (config::max_runs = 1, the ODMA mode) or up to max_runs, in
 //                  token order; bytes = tokens x bytes_per_token over all planes.
-//   general area - the low part of the token space, where admissions are placed.
-//   safety pool  - the high part, config::safety_pool_fraction of it, kept for leases that
-//                  outgrow their bucket and cannot grow in place, and for largest-bucket
-//                  admissions when the general area is full.
+//   general area - the low part of the token space, where admissions are placed; its end is
+//                  the arena's elastic end (resize() moves it on on-demand backings).
+//   safety pool  - the top of the token space, config::safety_pool_fraction of the arena at
+//                  construction, kept for leases that outgrow their bucket and cannot grow in
+//                  place, and for largest-bucket admissions when the general area is full.
 //   bucket       - a size class; a lease is admitted with the capacity of the bucket that
 //                  holds prompt + predicted generated tokens.
 //   lease        - the caller's handle to a region (see lease.hpp).
@@ -28,6 +29,7 @@
 #include <odma/prediction.hpp>
 #include <odma/region.hpp>
 #include <odma/request.hpp>
+#include <odma/resize.hpp>
 #include <odma/result.hpp>
 #include <odma/stats.hpp>
 
@@ -62,6 +64,9 @@ namespace odma {
 /// bookkeeping grows, and from the policies themselves; in every case the allocator is left
 /// valid and a lease that was live stays live at its old size.
 ///
+/// On an on-demand backing (ResizableBacking) resize() grows or shrinks the arena at run time,
+/// moving leases out of the part it cuts when the caller's copy budget allows.
+///
 /// Not thread-safe; wrap it in odma::synchronized to share it between threads. Not copyable or
 /// movable: leases refer to it by identity.
 template <Predictor P, BucketPolicy B, Backing M>
@@ -72,7 +77,10 @@ public:
     using backing_type = M;
     using pointer = typename M::pointer;
 
-    /// Validates `cfg` against the policies and the backing, then splits the arena.
+    /// Validates `cfg` against the policies and the backing, then splits the arena: token
+    /// slots [0, general) are the general area and the top slots the safety pool, where the
+    /// slots are every whole token the backing holds (capacity_tokens(), the plane stride) and
+    /// the arena is all of them or config::arena_bytes' worth.
     /// Throws config_error naming the field that cannot work.
     allocator(const odma::config& cfg, P predictor, B buckets, M backing)
         : cfg_(cfg)
@@ -85,14 +93,25 @@ public:
                                                  std::to_string(buckets_.max_tokens()) +
                                                  " tokens but max_tokens is " +
                                                  std::to_string(cfg_.max_tokens));
-        const std::size_t tokens = align_down(static_cast<std::uint32_t>(
+        const std::uint32_t slots = align_down(static_cast<std::uint32_t>(
             std::min<std::size_t>(backing_.capacity() / cfg_.bytes_per_token,
                                   std::numeric_limits<std::uint32_t>::max())));
+        if (cfg_.arena_bytes > backing_.capacity())
+            throw config_error("arena_bytes", "is " + std::to_string(cfg_.arena_bytes) +
+                                                  " bytes, more than the backing's " +
+                                                  std::to_string(backing_.capacity()));
+        const std::uint32_t tokens =
+            cfg_.arena_bytes == 0 ? slots
+                                  : align_down(static_cast<std::uint32_t>(std::min<std::size_t>(
+                                        cfg_.arena_bytes / cfg_.bytes_per_token, slots)));
         if (tokens < align_up(cfg_.max_tokens))
-            throw config_error("backing", "the arena of " + std::to_string(backing_.capacity()) +
-                                              " bytes holds " + std::to_string(tokens) +
-                                              " tokens, less than one max bucket (" +
-                                              std::to_string(cfg_.max_tokens) + " tokens)");
+            throw config_error(
+                cfg_.arena_bytes == 0 ? "backing" : "arena_bytes",
+                "the arena of " +
+                    std::to_string(cfg_.arena_bytes == 0 ? backing_.capacity() : cfg_.arena_bytes) +
+                    " bytes holds " + std::to_string(tokens) +
+                    " tokens, less than one max bucket (" + std::to_string(cfg_.max_tokens) +
+                    " tokens)");
         const auto safety =
             align_down(static_cast<std::uint32_t>(double(tokens) * cfg_.safety_pool_fraction));
         const auto general = static_cast<std::uint32_t>(tokens - safety);
@@ -101,12 +120,13 @@ public:
                                "leaves a general area of " + std::to_string(general) +
                                    " tokens, less than one max bucket (" +
                                    std::to_string(cfg_.max_tokens) + " tokens)");
-        layout_ = {cfg_.planes, static_cast<std::uint32_t>(tokens), cfg_.bytes_per_plane_token()};
+        layout_ = {cfg_.planes, slots, cfg_.bytes_per_plane_token()};
         occupancy_ = detail::occupancy(cfg_.bytes_per_token);
         areas_[general_area] = detail::extent_heap(0, general);
-        areas_[safety_area] = detail::extent_heap(general, safety);
-        stats_.arena_bytes = std::size_t(tokens) * cfg_.bytes_per_token;
-        stats_.safety_pool_bytes = std::size_t(safety) * cfg_.bytes_per_token;
+        areas_[safety_area] = detail::extent_heap(slots - safety, safety);
+        stats_.arena_bytes = bytes(tokens);
+        stats_.max_arena_bytes = bytes(slots);
+        stats_.safety_pool_bytes = bytes(safety);
     }
 
     allocator(const allocator&) = delete;
@@ -211,6 +231,51 @@ public:
         return {};
     }
 
+    /// Makes the arena `arena_bytes` bytes over all planes (rounded down to whole tokens, then
+    /// to config::run_alignment): general area + safety pool, as stats().arena_bytes reports
+    /// it. Only the end of the general area moves; the planes, the safety pool and every lease
+    /// that lies below the new end stay where they are. Growing takes effect at once and costs
+    /// nothing until leases commit the new tokens. Shrinking cuts free space at the end; live
+    /// runs in the part cut are moved below the new end (their used tokens copied through the
+    /// backing, plane by plane, as a migration copies; call data() again for those leases)
+    /// when the bytes to copy fit in `copy_budget_bytes` and free extents below the new end
+    /// hold them. No tokens beyond the new end stay committed.
+    ///
+    /// Errors, with nothing changed and every lease where it was:
+    ///   invalid_request: more than capacity_tokens() tokens, or a general area smaller than
+    ///                    one max bucket (the constructor's floor).
+    ///   no_memory:       live runs are in the way and moving them would copy more than the
+    ///                    budget or finds no room, or the backing could not commit their new
+    ///                    place; freeable_bytes() says how far the arena can shrink now with
+    ///                    the same budget.
+    /// An exception from the backing's copy or commit (or std::bad_alloc) leaves the allocator
+    /// as it was (strong guarantee). Cost without moves: O(blocks of the general area) to find
+    /// its end, no system call.
+    resize_result resize(std::size_t arena_bytes,
+                         std::size_t copy_budget_bytes = 0) requires ResizableBacking<M> {
+        auto& general = areas_[general_area];
+        const std::uint32_t pool = areas_[safety_area].length();
+        const std::uint32_t now = general.length();
+        const std::size_t wanted = arena_bytes / cfg_.bytes_per_token;
+        if (wanted > layout_.plane_tokens || align_down(std::uint32_t(wanted)) < pool ||
+            align_down(std::uint32_t(wanted)) - pool < align_up(cfg_.max_tokens))
+            return resize_result::refused(errc::invalid_request, stats_.arena_bytes, 0);
+        const std::uint32_t end = align_down(std::uint32_t(wanted)) - pool;
+        if (end == now) return resize_result::done(stats_.arena_bytes, 0);
+        if (end < now && general.free_at_end() < now - end) {
+            std::vector<run_move> moves;
+            std::size_t copy = 0;
+            if (!plan_shrink(end, moves, copy) || copy > copy_budget_bytes)
+                return refuse_shrink(freeable_tokens(copy_budget_bytes));
+            if (!move_runs(moves)) return refuse_shrink(general.free_at_end());
+            stats_.resize_copied_bytes += copy;
+            set_general_end(end);
+            return resize_result::done(stats_.arena_bytes, copy);
+        }
+        set_general_end(end);  // may throw std::bad_alloc growing, before any change
+        return resize_result::done(stats_.arena_bytes, 0);
+    }
+
     /// Base address of `l`'s region in `plane` (0 when planes == 1). Token i of the lease is at
     /// `data(l, p) + i * config().bytes_per_plane_token()`. Converts to a null pointer with
     /// error() == errc::invalid_lease for a lease that is not live, invalid_request for a plane
@@ -297,13 +362,19 @@ public:
     }
 
     /// Verifies every invariant by walking the arena and the lease table: blocks tile both
-    /// areas, free neighbours are coalesced, each live lease owns exactly one allocated block
-    /// and no two overlap, and free + live + safety pool == capacity. O(n log n); for tests and
-    /// debugging. errc::invariant_violation on the first breach.
+    /// areas, free neighbours are coalesced, the general area starts at slot 0 and ends at or
+    /// below the safety pool, which ends at the last slot, each run of a live lease is an
+    /// allocated block inside its area (nothing beyond the arena's end), the runs tile their
+    /// lease and no two overlap, and free + live == arena. O(n log n); for tests and debugging.
+    /// errc::invariant_violation on the first breach.
     result<void> check() const {
         for (const auto& heap : areas_)
             if (auto r = heap.check(); !r) return r;
-        if (areas_[general_area].length() + areas_[safety_area].length() != layout_.plane_tokens)
+        const auto& general = areas_[general_area];
+        const auto& pool = areas_[safety_area];
+        if (general.begin() != 0 || general.length() > pool.begin() ||
+            std::uint64_t(pool.begin()) + pool.length() != layout_.plane_tokens ||
+            bytes(arena_tokens()) != stats_.arena_bytes)
             return errc::invariant_violation;
 
         struct extent {
@@ -325,8 +396,12 @@ public:
             std::uint64_t capacity = 0;
             for (std::uint32_t k = 0; k < s.runs; ++k) {
                 const run_ref r = run_at(s, k);
+                if (r.area > safety_area) return errc::invariant_violation;
                 const std::uint64_t begin = run_offset(r), size = run_size(r);
-                if (r.area > safety_area || size == 0) return errc::invariant_violation;
+                const auto& area = areas_[r.area];
+                if (size == 0 || begin < area.begin() ||
+                    begin + size > area.begin() + area.length())
+                    return errc::invariant_violation;
                 extents.push_back({begin, begin + size});
                 capacity += size;
                 area_reserved[r.area] += size;
@@ -370,9 +445,13 @@ public:
     M& backing() noexcept { return backing_; }
     const M& backing() const noexcept { return backing_; }
 
-    /// Token slots per plane: general area + safety pool.
+    /// Token slots per plane, fixed at construction: every whole token the backing holds. They
+    /// are the plane stride (byte_offset()) and the most resize() can grow the arena to; the
+    /// arena uses all of them unless config::arena_bytes or resize() made it smaller
+    /// (stats().arena_bytes says how much it uses).
     std::uint32_t capacity_tokens() const noexcept { return layout_.plane_tokens; }
-    /// Token slots of the safety pool (they follow the general area).
+    /// Token slots of the safety pool: the top ones, [capacity_tokens() - safety_pool_tokens(),
+    /// capacity_tokens()), after the general area (right after it while the arena is whole).
     std::uint32_t safety_pool_tokens() const noexcept { return areas_[safety_area].length(); }
     /// Byte offset in the backing of token `token` of plane `plane`.
     std::size_t byte_offset(std::uint32_t plane, std::size_t token) const noexcept {
@@ -405,7 +484,8 @@ private:
             // Under pressure a lease that may grow by runs starts smaller: the largest free
             // extent, if it holds the prompt and one more token. It packs like a paged
             // allocator, which admits whenever the prompt fits, and grows by another run later.
-            at = allocate_largest(r.prompt_tokens, capacity);
+            at = allocate_largest(general_area, r.prompt_tokens + 1u, capacity);
+            if (at.block != no_block) capacity = areas_[general_area].size(at.block);
         }
         if (at.block == no_block && cfg_.max_runs > 1)
             return place_in_runs(index, r, stored, need, resumed);
@@ -470,7 +550,12 @@ private:
     // config::demand_limit: may an admission under pressure that predicts `need` tokens go on?
     bool demand_allows(std::uint32_t need) const noexcept {
         if (cfg_.demand_limit <= 0.0) return true;
-        return double(predicted_demand_ + need) <= cfg_.demand_limit * double(layout_.plane_tokens);
+        return double(predicted_demand_ + need) <= cfg_.demand_limit * double(arena_tokens());
+    }
+
+    // Token slots the arena uses now: general area + safety pool.
+    std::uint32_t arena_tokens() const noexcept {
+        return areas_[general_area].length() + areas_[safety_area].length();
     }
 
     // Counts a lease placed by place() or place_in_runs() and hands out its handle.
@@ -538,12 +623,7 @@ private:
             ok = false;
         }
         if (!ok) {
-            free_runs(s);
-            s.req = request{};
-            s.block = no_block;
-            s.runs = 1;
-            s.capacity = s.used = s.committed = 0;
-            slots_.release(s);
+            discard_slot(s);
             ++stats_.rejected.admit_no_memory;
             return errc::no_memory;
         }
@@ -628,8 +708,14 @@ private:
     void free_slot(slot& s) noexcept {
         ++stats_.releases;
         predicted_demand_ -= s.asked;
-        free_runs(s);
         occupancy_.remove_lease(s.capacity, s.used);
+        discard_slot(s);
+    }
+
+    // Frees every run of `s`, clears its fields and hands the slot back to the table: the end
+    // of a lease, and the undo of an admission that could not commit its prompt.
+    void discard_slot(slot& s) noexcept {
+        free_runs(s);
         s.req = request{};
         s.block = no_block;
         s.runs = 1;
@@ -652,15 +738,13 @@ private:
         return {safety_area, areas_[safety_area].allocate(tokens)};
     }
 
-    // The largest free extent of the general area, if it holds more than `prompt` tokens (and
-    // at most `want`); `capacity` becomes its size. no_block otherwise.
-    placement allocate_largest(std::uint32_t prompt, std::uint32_t& capacity) {
-        const std::uint32_t room =
-            align_down(std::min(areas_[general_area].largest_free(), capacity));
-        if (room <= prompt) return {general_area, no_block};
-        const placement at = allocate(room, false);
-        if (at.block != no_block) capacity = room;
-        return at;
+    // The largest free extent of `area`, cut to at most `cap` tokens (whole alignment units),
+    // if that holds at least `need` tokens; no_block otherwise. Admissions under pressure take
+    // it in the general area, growing leases in either (allocate_between).
+    placement allocate_largest(std::uint8_t area, std::uint32_t need, std::uint32_t cap) {
+        const std::uint32_t room = align_down(std::min(areas_[area].largest_free(), cap));
+        if (room < need || room == 0) return {area, no_block};
+        return {area, areas_[area].allocate(room)};
     }
 
     // A run for a growing lease: `want` tokens when an extent holds them, else the largest
@@ -672,8 +756,7 @@ private:
         placement at = allocate(want, true);
         for (const std::uint8_t a : {general_area, safety_area}) {
             if (at.block != no_block) break;
-            const std::uint32_t room = align_down(areas_[a].largest_free());
-            if (room >= need && room > 0) at = {a, areas_[a].allocate(room)};
+            at = allocate_largest(a, need, want);
         }
         return at;
     }
@@ -817,6 +900,144 @@ private:
         s.committed = total_tokens;
         set_used(s, total_tokens);
         return growth::migrated;
+    }
+
+    // --- resize ---------------------------------------------------------------------------
+
+    // One run of a live lease that a shrink moves below the new end: where it is, where the
+    // plan puts it, and the lease's tokens in it that are committed and that hold data.
+    struct run_move {
+        slot* owner;
+        std::uint32_t run;  // index of the run in its lease
+        detail::extent_heap::block_id from;
+        std::uint32_t from_offset, size;
+        std::uint32_t to_offset = 0;
+        detail::extent_heap::block_id to = no_block;
+        std::uint32_t committed, held;
+    };
+
+    // Plans moving every live run that reaches past `end` (tokens of the general area) into
+    // free extents below it, largest runs first, each into the smallest extent that holds it.
+    // Fills `moves` and `copy` (the bytes the moves copy); false when some run finds no room.
+    // Changes nothing else; O(live runs x free extents + blocks).
+    bool plan_shrink(std::uint32_t end, std::vector<run_move>& moves, std::size_t& copy) {
+        moves.clear();
+        copy = 0;
+        for (slot& s : slots_.all()) {
+            if (!s.live) continue;
+            std::uint32_t start = 0;  // the lease's first token in run k
+            for (std::uint32_t k = 0; k < s.runs; ++k) {
+                const run_ref r = run_at(s, k);
+                const std::uint32_t offset = run_offset(r), size = run_size(r);
+                const auto part = [&](std::uint32_t tokens) {
+                    return std::min(size, tokens > start ? tokens - start : 0u);
+                };
+                if (r.area == general_area && offset + size > end)
+                    moves.push_back({&s, k, r.block, offset, size, 0, no_block,
+                                     part(std::uint32_t(s.committed)), part(s.used)});
+                start += size;
+            }
+        }
+        // Free extents below the new end as (size, offset), ascending: best fit is a binary
+        // search. A vector, not a multiset: resize is rare and <set> would weigh on every
+        // includer of the umbrella header.
+        std::vector<std::pair<std::uint32_t, std::uint32_t>> room;
+        areas_[general_area].for_each_block(
+            [&](std::uint32_t offset, std::uint32_t size, bool is_free) {
+                if (is_free && offset < end)
+                    room.emplace_back(std::min(size, end - offset), offset);
+            });
+        std::sort(room.begin(), room.end());
+        std::sort(moves.begin(), moves.end(), [](const run_move& a, const run_move& b) {
+            return a.size != b.size ? a.size > b.size : a.from_offset < b.from_offset;
+        });
+        for (run_move& m : moves) {
+            const auto fit = std::lower_bound(room.begin(), room.end(),
+                                              std::pair<std::uint32_t, std::uint32_t>{m.size, 0});
+            if (fit == room.end()) return false;
+            m.to_offset = fit->second;
+            const std::pair<std::uint32_t, std::uint32_t> rest{fit->first - m.size,
+                                                               fit->second + m.size};
+            room.erase(fit);
+            if (rest.first > 0) room.insert(std::lower_bound(room.begin(), room.end(), rest), rest);
+            copy += bytes(m.held);
+        }
+        return true;
+    }
+
+    // Carries out a plan: every run gets its new place, committed and filled, while the old
+    // places stay untouched; only then do the leases switch over and the old places go. All or
+    // nothing: false (a commit refused) or an exception leaves every lease where it was.
+    bool move_runs(std::vector<run_move>& moves) {
+        auto& heap = areas_[general_area];
+        std::size_t ready = 0;  // moves whose new place is allocated and committed
+        const auto undo = [&] {
+            for (std::size_t i = 0; i < ready; ++i) {
+                decommit_tokens(moves[i].to_offset, moves[i].committed);
+                heap.free(moves[i].to);
+            }
+        };
+        try {
+            const std::size_t bpt = cfg_.bytes_per_plane_token();
+            for (run_move& m : moves) {
+                m.to = heap.allocate_at(m.to_offset, m.size);
+                if (m.to == no_block ||
+                    !commit_or_free(general_area, m.to, m.to_offset, m.committed)) {
+                    undo();
+                    return false;
+                }
+                ++ready;
+                for (std::uint32_t p = 0; p < cfg_.planes; ++p)
+                    backing_.copy(byte_offset(p, m.to_offset), byte_offset(p, m.from_offset),
+                                  std::size_t(m.held) * bpt);
+            }
+        } catch (...) {
+            undo();
+            throw;
+        }
+        for (const run_move& m : moves) {
+            slot& s = *m.owner;
+            if (m.run == 0)
+                s.block = m.to;
+            else
+                extra_runs_.replace(slots_.index_of(s), m.run - 1u, run_ref{general_area, m.to});
+            decommit_tokens(m.from_offset, m.committed);
+            heap.free(m.from);
+        }
+        return true;
+    }
+
+    // The general area ends at `end` from now on (growing may throw std::bad_alloc first).
+    void set_general_end(std::uint32_t end) {
+        if (!areas_[general_area].set_length(end)) return;  // unreachable: the caller freed it
+        stats_.arena_bytes = bytes(arena_tokens());
+        ++stats_.resizes;
+    }
+
+    // The most the general area can shrink now, in tokens, by a resize within `budget`: a
+    // binary search over new ends for the lowest one whose moves fit the budget.
+    std::uint32_t freeable_tokens(std::size_t budget) {
+        const std::uint32_t now = areas_[general_area].length();
+        std::vector<run_move> moves;
+        const auto fits = [&](std::uint32_t end) {
+            if (now - end <= areas_[general_area].free_at_end()) return true;
+            std::size_t copy = 0;
+            return plan_shrink(end, moves, copy) && copy <= budget;
+        };
+        std::uint32_t lo = align_up(cfg_.max_tokens), ok = now;  // fits(ok) holds
+        if (fits(lo)) return now - lo;
+        while (ok - lo > cfg_.run_alignment) {  // !fits(lo)
+            const std::uint32_t mid = align_down(lo + (ok - lo) / 2);
+            (fits(mid) ? ok : lo) = mid;
+        }
+        return now - ok;
+    }
+
+    // no_memory, with `freeable` tokens (at most down to the constructor's floor) to report.
+    resize_result refuse_shrink(std::uint32_t freeable) const noexcept {
+        const std::uint32_t room = areas_[general_area].length() - align_up(cfg_.max_tokens);
+        return resize_result::refused(errc::no_memory, stats_.arena_bytes,
+                                      bytes(align_down(std::min(freeable, room))));
     }
 
     void add_capacity(std::uint8_t area, std::uint32_t extra) noexcept {

@@ -94,6 +94,21 @@ concept CommittingBacking = Backing<B> && requires(B& b, std::size_t offset, std
     b.decommit(offset, bytes);
 };
 
+/// Optional Backing capability: capacity() is reserved address space, backed by physical
+/// memory granule by granule only while committed (host_vmm, cuda_vmm, cndrv_vmm).
+///
+///   b.granule_size()          -> size_t    the unit of physical backing, in bytes
+///
+/// On such a backing the allocator may use less than the whole capacity at no cost, and
+/// allocator::resize() can grow and shrink the arena at run time: the tokens beyond its end
+/// are never committed, so shrinking bounds the physical memory the allocator can take, and
+/// growing needs nothing from the backing until leases commit the new tokens. Backings that
+/// own their whole capacity as memory (host, cuda, cnrt) or none (placement_only) lack it.
+template <class B>
+concept ResizableBacking = CommittingBacking<B> && requires(const B& cb) {
+    { cb.granule_size() } -> std::convertible_to<std::size_t>;
+};
+
 /// Optional Backing capability: the backing accounts reads and writes for a cost model.
 ///
 ///   b.read(offset, bytes)  /  b.write(offset, bytes)

@@ -91,6 +91,15 @@ struct config {
     /// in odma-replay it added preemptions on every trace (docs/replay.md).
     bool lend_reserved = false;
 
+    /// The arena the allocator uses at construction, in bytes over all planes (general area +
+    /// safety pool; rounded down to whole tokens, then to run_alignment). 0, the default, uses
+    /// the backing's whole capacity. Less keeps the rest of the backing for allocator::resize()
+    /// to grow into: on an on-demand backing (ResizableBacking) reserving a large capacity costs
+    /// address space only. Token slots keep the places the whole backing gives them (the plane
+    /// stride is capacity_tokens() whatever the arena's size) and the safety pool sits at the
+    /// top of them, so a resize never moves a plane or the pool.
+    std::size_t arena_bytes = 0;
+
     /// Bytes of one token in one plane.
     constexpr std::size_t bytes_per_plane_token() const noexcept {
         return planes == 0 ? 0 : bytes_per_token / planes;

@@ -20,6 +20,7 @@ struct config;
 struct request;
 class lease;
 struct region;
+class resize_result;
 class prediction;
 struct stats;
 

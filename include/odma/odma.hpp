@@ -22,6 +22,7 @@
 #include <odma/prediction.hpp>
 #include <odma/region.hpp>
 #include <odma/request.hpp>
+#include <odma/resize.hpp>
 #include <odma/result.hpp>
 #include <odma/stats.hpp>
 #include <odma/synchronized.hpp>

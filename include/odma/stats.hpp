@@ -12,8 +12,12 @@ namespace odma {
 /// safety pool.
 struct stats {
     // --- capacity ---------------------------------------------------------------------------
-    std::size_t arena_bytes = 0;        ///< usable arena: whole tokens x bytes_per_token
+    /// The arena in use: whole tokens x bytes_per_token. resize() changes it.
+    std::size_t arena_bytes = 0;
     std::size_t safety_pool_bytes = 0;  ///< part of the arena kept as the safety pool
+    /// The largest arena resize() can grow to: every token slot of the backing. Equals
+    /// arena_bytes unless config::arena_bytes or resize() made the arena smaller.
+    std::size_t max_arena_bytes = 0;
 
     // --- now --------------------------------------------------------------------------------
     std::size_t reserved_bytes = 0;  ///< held by live leases (their capacities)
@@ -43,6 +47,8 @@ struct stats {
     std::uint64_t migrated_bytes = 0;          ///< bytes those migrations copied
     std::uint64_t safety_pool_admissions = 0;  ///< admit() placed in the pool
     std::uint64_t safety_pool_migrations = 0;  ///< extend() migrated or appended into the pool
+    std::uint64_t resizes = 0;                 ///< resize() calls that changed the arena
+    std::uint64_t resize_copied_bytes = 0;     ///< bytes resize() copied to move leases
 
     /// Failed calls, by the error they returned.
     struct rejection_counts {

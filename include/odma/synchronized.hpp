@@ -7,6 +7,7 @@
 #include <odma/lease.hpp>
 #include <odma/region.hpp>
 #include <odma/request.hpp>
+#include <odma/resize.hpp>
 #include <odma/result.hpp>
 #include <odma/stats.hpp>
 
@@ -24,6 +25,13 @@ template <class A>
 concept has_regions = requires(const A& a, const lease& l) {
     { a.region_of(l) } -> std::same_as<result<region>>;
     { a.safety_pool_tokens() } -> std::convertible_to<std::uint32_t>;
+};
+
+/// An allocator that can grow and shrink its arena (odma::allocator over a ResizableBacking):
+/// synchronized forwards resize() only for these.
+template <class A>
+concept has_resize = requires(A& a, std::size_t bytes) {
+    { a.resize(bytes, bytes) } -> std::same_as<resize_result>;
 };
 
 /// Wraps a KvAllocator (odma::allocator<P, B, M>, odma::paged<M>, see kv_allocator.hpp) so
@@ -46,9 +54,11 @@ concept has_regions = requires(const A& a, const lease& l) {
 ///  - config(), capacity_tokens(), safety_pool_tokens() and byte_offset() take no lock: they
 ///    read what the constructor fixed.
 ///
-/// A pointer from data() stays valid until its lease is extended (a migration moves it) or
-/// freed, by whichever thread does so. Engines should extend and release a lease from one
-/// thread at a time, as they use its memory anyway.
+/// A pointer from data() stays valid until its lease is extended (a migration moves it),
+/// moved by a resize() with a copy budget, or freed, by whichever thread does so. Engines
+/// should extend and release a lease from one thread at a time, as they use its memory anyway,
+/// and resize with a copy budget only where no thread holds such a pointer (or reads lease
+/// memory only inside locked()); a resize with budget 0 never moves a lease.
 template <KvAllocator Allocator>
 class synchronized {
 public:
@@ -83,6 +93,12 @@ public:
     result<void> abandon(const lease& l) {
         const std::lock_guard lock(mutex_);
         return inner_.abandon(l);
+    }
+    /// Only for allocators that can resize (odma::allocator over a ResizableBacking).
+    resize_result resize(std::size_t arena_bytes,
+                         std::size_t copy_budget_bytes = 0) requires has_resize<Allocator> {
+        const std::lock_guard lock(mutex_);
+        return inner_.resize(arena_bytes, copy_budget_bytes);
     }
     address<pointer> data(const lease& l, std::uint32_t plane = 0) const {
         const std::lock_guard lock(mutex_);

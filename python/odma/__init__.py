@@ -4,7 +4,8 @@ The Python package binds odma's C API (odma_c.h), so C, Rust and Python engines 
 implementation:
 
 - :class:`Allocator`: the allocator itself (admit / extend / release / abandon / resume, runs,
-  block tables, a zero-copy NumPy view of the arena, stats, check);
+  block tables, a zero-copy NumPy view of the arena, stats, check, and resize of a 'host_vmm'
+  arena at run time);
 - :class:`BlockManager`: a block-table front end shaped like vLLM V1's ``KVCacheManager``
   (``allocate_slots`` / ``free`` / ``get_block_ids`` / ``usage``) for engines that think in
   blocks; see docs/engines.md for where it matches vLLM and where it differs;
@@ -26,6 +27,7 @@ from ._odma import (  # noqa: F401  (re-exports)
     NoMemory,
     OutOfHostMemory,
     Request,
+    Unsupported,
     status_name,
     tag_of,
 )
@@ -49,6 +51,7 @@ __all__ = [
     "NoMemory",
     "OutOfHostMemory",
     "Request",
+    "Unsupported",
     "status_name",
     "tag_of",
 ]

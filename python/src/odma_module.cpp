@@ -41,10 +41,10 @@ error_types& errors() {
     return *e;
 }
 
-// Raises the odma.Error subclass for `status` with odma_last_error()'s message; `cause`, when
-// set, becomes its __cause__.
-[[noreturn]] void raise(odma_status status, py::object cause = py::object(),
-                        std::string message = odma_last_error()) {
+// The odma.Error subclass instance for `status` with odma_last_error()'s message; `cause`,
+// when set, becomes its __cause__.
+py::object make_error(odma_status status, py::object cause = py::object(),
+                      std::string message = odma_last_error()) {
     const char* name = odma_status_name(status);
     if (message.empty()) message = name;
     auto it = errors().by_status.find(static_cast<int>(status));
@@ -56,8 +56,18 @@ error_types& errors() {
         // PyException_SetCause steals a reference.
         PyException_SetCause(exc.ptr(), cause.inc_ref().ptr());
     }
-    PyErr_SetObject(type.ptr(), exc.ptr());
+    return exc;
+}
+
+[[noreturn]] void raise(const py::object& exc) {
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
     throw py::error_already_set();
+}
+
+// Raises the odma.Error subclass for `status` (see make_error).
+[[noreturn]] void raise(odma_status status, py::object cause = py::object(),
+                        std::string message = odma_last_error()) {
+    raise(make_error(status, std::move(cause), std::move(message)));
 }
 
 // --- Values --------------------------------------------------------------------------------
@@ -146,10 +156,11 @@ public:
               std::optional<std::string> ngram_model_path, py::object observe, py::object buckets,
               std::optional<std::uint32_t> bucket_count,
               std::optional<std::uint32_t> bucket_min_tokens, std::optional<double> bucket_ratio,
-              std::string backing, py::object copy) {
+              std::string backing, py::object copy, std::optional<std::size_t> max_arena_bytes) {
         odma_config c;
         odma_config_init(&c);
         c.arena_bytes = arena_bytes;
+        if (max_arena_bytes) c.max_arena_bytes = *max_arena_bytes;
         c.bytes_per_token = bytes_per_token;
         c.max_tokens = max_tokens;
         if (planes) c.planes = *planes;
@@ -250,7 +261,7 @@ public:
         a_ = a;
         odma_stats s{};
         check(odma_get_stats(a_, &s));
-        plane_tokens_ = s.arena_bytes / c.bytes_per_token;
+        plane_tokens_ = s.max_arena_bytes / c.bytes_per_token;  // the plane stride
     }
 
     ~allocator() {
@@ -313,6 +324,22 @@ public:
     void abandon(const odma_lease& l) {
         check(odma_abandon(a_, l));
         texts_.erase(l);
+    }
+
+    // Grows or shrinks the arena; returns its new size. A refusal raises with .freeable_bytes.
+    std::size_t resize(std::size_t arena_bytes, std::size_t copy_budget) {
+        std::size_t freeable = 0;
+        const odma_status s = odma_resize(a_, arena_bytes, copy_budget, &freeable);
+        py::object cause = std::move(pending_);
+        pending_ = py::object();
+        if (s != ODMA_OK) {
+            py::object exc = make_error(s, cause);
+            exc.attr("freeable_bytes") = py::int_(freeable);
+            raise(exc);
+        }
+        odma_stats st{};
+        check(odma_get_stats(a_, &st));
+        return st.arena_bytes;
     }
 
     bool is_live(const odma_lease& l) const {
@@ -415,6 +442,9 @@ public:
         ODMA_FIELD(utilization);
         ODMA_FIELD(reserved_utilization);
         ODMA_FIELD(external_fragmentation);
+        ODMA_FIELD(max_arena_bytes);
+        ODMA_FIELD(resizes);
+        ODMA_FIELD(resize_copied_bytes);
 #undef ODMA_FIELD
         return d;
     }
@@ -557,6 +587,8 @@ PYBIND11_MODULE(_odma, m) {
         {ODMA_INVALID_ARGUMENT, "InvalidArgument", "A bad config field or argument."},
         {ODMA_OUT_OF_HOST_MEMORY, "OutOfHostMemory", "Host memory ran out."},
         {ODMA_INTERNAL_ERROR, "InternalError", "An unexpected exception, e.g. from a callback."},
+        {ODMA_UNSUPPORTED, "Unsupported",
+         "The allocator's backing cannot do that (resize() needs backing='host_vmm')."},
     };
     for (const auto& s : subclasses) {
         const std::string qualified = std::string("odma.") + s.name;
@@ -651,7 +683,8 @@ generated tokens to reserve for; None or a negative value means "no idea": max_n
 with an optional observe(Request, generated) told the true length on release. buckets is
 'online_histogram', 'uniform', 'geometric' or an ascending list of token counts ending at
 max_tokens. backing is 'host', 'host_vmm' or 'offsets' (the engine owns the memory; copy(dst,
-src, bytes) moves migrated tokens and signals failure by raising).
+src, bytes) moves migrated tokens and signals failure by raising). With 'host_vmm',
+max_arena_bytes reserves address space for resize() to grow the arena into.
 
 Prompt text given to admit()/resume() is copied and kept by the Allocator until the lease is
 released or abandoned, as the C API requires. Not thread-safe beyond what the GIL gives: one
@@ -663,7 +696,7 @@ call at a time, which the GIL guarantees (the GIL is never released during a cal
                       std::optional<double>, py::object, std::optional<std::uint32_t>,
                       std::optional<std::string>, py::object, py::object,
                       std::optional<std::uint32_t>, std::optional<std::uint32_t>,
-                      std::optional<double>, std::string, py::object>(),
+                      std::optional<double>, std::string, py::object, std::optional<std::size_t>>(),
              py::kw_only(), py::arg("arena_bytes"), py::arg("bytes_per_token"),
              py::arg("max_tokens"), py::arg("planes") = py::none(),
              py::arg("max_runs") = py::none(), py::arg("run_alignment") = py::none(),
@@ -673,7 +706,8 @@ call at a time, which the GIL guarantees (the GIL is never released during a cal
              py::arg("ngram_model_path") = py::none(), py::arg("observe") = py::none(),
              py::arg("buckets") = "online_histogram", py::arg("bucket_count") = py::none(),
              py::arg("bucket_min_tokens") = py::none(), py::arg("bucket_ratio") = py::none(),
-             py::arg("backing") = "host", py::arg("copy") = py::none())
+             py::arg("backing") = "host", py::arg("copy") = py::none(),
+             py::arg("max_arena_bytes") = py::none())
         .def("admit", &allocator::admit, py::arg("prompt_tokens"), py::arg("max_new_tokens"),
              py::kw_only(), py::arg("id") = 0, py::arg("prompt_text") = py::none(),
              py::arg("tag") = 0,
@@ -690,6 +724,14 @@ call at a time, which the GIL guarantees (the GIL is never released during a cal
              "Frees the lease and teaches the policies the true generated length.")
         .def("abandon", &allocator::abandon, py::arg("lease"),
              "Frees the lease without teaching anything (preempted or cancelled).")
+        .def("resize", &allocator::resize, py::arg("arena_bytes"), py::arg("copy_budget") = 0,
+             "Grows or shrinks the arena (general area + safety pool) to arena_bytes at run "
+             "time; returns the new size (rounded down to whole tokens). Shrinking moves leases "
+             "out of the part cut when that copies at most copy_budget bytes (ask for their "
+             "runs/data/block tables again). backing='host_vmm' only (else Unsupported). "
+             "Raises NoMemory, with .freeable_bytes = how far the arena can shrink now with "
+             "the same budget, when leases are in the way; InvalidRequest for a size past "
+             "max_arena_bytes or below one max_tokens sequence. Nothing changes on failure.")
         .def("is_live", &allocator::is_live, py::arg("lease"),
              "True when the lease is live here (a failed lookup counts as a rejected lease in "
              "stats()).")
@@ -730,8 +772,11 @@ call at a time, which the GIL guarantees (the GIL is never released during a cal
         .def_property_readonly("max_runs", [](const allocator& a) { return a.config().max_runs; })
         .def_property_readonly("run_alignment",
                                [](const allocator& a) { return a.config().run_alignment; })
-        .def_property_readonly("plane_tokens", &allocator::plane_tokens,
-                               "Token slots per plane (stats()['arena_bytes'] / bytes_per_token).")
+        .def_property_readonly(
+            "plane_tokens", &allocator::plane_tokens,
+            "Token slots per plane, the plane stride (stats()['max_arena_bytes'] "
+            "/ bytes_per_token; stats()['arena_bytes'] is what the arena uses "
+            "now).")
         .def_property_readonly("backing", &allocator::backing)
         .def_property_readonly("kept_prompt_texts", &allocator::live_texts,
                                "Prompt texts held for live leases (for tests).");

@@ -246,7 +246,7 @@ def test_error_hierarchy_and_names():
                       (odma.DeviceError, "device_error"), (odma.IoError, "io_error"),
                       (odma.BadFormat, "bad_format"), (odma.InvalidArgument, "invalid_argument"),
                       (odma.OutOfHostMemory, "out_of_host_memory"),
-                      (odma.InternalError, "internal_error")]:
+                      (odma.InternalError, "internal_error"), (odma.Unsupported, "unsupported")]:
         assert issubclass(cls, odma.Error) and issubclass(cls, Exception)
         assert cls.code == code
         assert odma.status_name(cls.status) == code
@@ -378,6 +378,49 @@ def test_host_vmm_backing():
     a.check()
 
 
+def test_resize_grows_and_shrinks_a_host_vmm_arena():
+    a = make(backing="host_vmm", arena_bytes=1024 * BPT, max_arena_bytes=4096 * BPT,
+             max_tokens=256, safety_pool_fraction=0.0, buckets="uniform", bucket_count=4,
+             constant_tokens=1)
+    s = a.stats()
+    assert s["arena_bytes"] == 1024 * BPT and s["max_arena_bytes"] == 4096 * BPT
+    assert a.plane_tokens == 4096  # the plane stride: the whole reservation
+    leases = [a.admit(40, 100) for _ in range(16)]  # 16 buckets of 64 tokens fill it
+    with pytest.raises(odma.NoMemory):
+        a.admit(40, 100)
+
+    assert a.resize(2048 * BPT) == 2048 * BPT  # growing takes effect at once
+    leases += [a.admit(40, 100) for _ in range(4)]
+    view = a.arena()
+    for i, lease in enumerate(leases):
+        off, n = a.runs(lease)[0]
+        view[off:off + n] = i + 1
+    for lease in leases[:4]:
+        a.release(lease, 1)
+    kept = leases[4:]
+
+    # Back to 1,024 tokens: the last four leases must move, which needs a copy budget.
+    with pytest.raises(odma.NoMemory) as info:
+        a.resize(1024 * BPT)
+    assert info.value.freeable_bytes == (2048 - 1280) * BPT  # the free tail
+    assert a.stats()["arena_bytes"] == 2048 * BPT
+    assert a.resize(1024 * BPT, copy_budget=4 * 40 * BPT) == 1024 * BPT
+    view = a.arena()
+    for i, lease in enumerate(kept):
+        off, n = a.runs(lease)[0]
+        assert off + n <= 1024 * BPT
+        assert (view[off:off + n] == i + 5).all()
+    s = a.stats()
+    assert s["resizes"] == 2 and s["resize_copied_bytes"] == 4 * 40 * BPT
+    with pytest.raises(odma.InvalidRequest):
+        a.resize(4097 * BPT)
+    a.check()
+
+    with pytest.raises(odma.Unsupported) as info:
+        make().resize(1024 * BPT)
+    assert isinstance(info.value, odma.Error) and info.value.freeable_bytes == 0
+
+
 # --- callbacks ------------------------------------------------------------------------------
 
 
@@ -497,7 +540,7 @@ def test_stats_dict():
                 "safety_pool_admissions", "safety_pool_migrations", "rejected_invalid_request",
                 "rejected_admit_no_memory", "rejected_extend_no_memory",
                 "rejected_invalid_lease", "utilization", "reserved_utilization",
-                "external_fragmentation"}
+                "external_fragmentation", "max_arena_bytes", "resizes", "resize_copied_bytes"}
     assert set(s) == expected
     assert s["free_bytes"] == s["arena_bytes"] and s["utilization"] == 0.0
     assert isinstance(s["utilization"], float) and isinstance(s["admissions"], int)

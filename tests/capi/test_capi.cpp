@@ -154,6 +154,7 @@ TEST_CASE("capi: odma_status_name names every status") {
     CHECK(std::string_view(odma_status_name(ODMA_INVALID_ARGUMENT)) == "invalid_argument");
     CHECK(std::string_view(odma_status_name(ODMA_OUT_OF_HOST_MEMORY)) == "out_of_host_memory");
     CHECK(std::string_view(odma_status_name(ODMA_INTERNAL_ERROR)) == "internal_error");
+    CHECK(std::string_view(odma_status_name(ODMA_UNSUPPORTED)) == "unsupported");
     CHECK(std::string_view(odma_status_name(static_cast<odma_status>(42))) == "unknown");
 }
 
@@ -182,6 +183,7 @@ TEST_CASE("capi: odma_config_init sets the documented defaults") {
     CHECK(c.bucket_list == nullptr);
     CHECK(c.backing == ODMA_BACKING_HOST);
     CHECK(bool(c.copy_fn) == false);
+    CHECK(c.max_arena_bytes == 0);
     odma_config_init(nullptr);  // ignored
 }
 
@@ -509,6 +511,87 @@ TEST_CASE("capi: host_vmm backing gives writable bytes") {
     CHECK(odma_check(a) == ODMA_OK);
 }
 
+TEST_CASE("capi: odma_resize grows and shrinks a host_vmm arena, moving leases within budget") {
+    odma_config c = small_config(ODMA_BACKING_HOST_VMM);
+    c.max_arena_bytes = 4096 * bpt;  // room to grow; the arena starts at 1,024 tokens
+    handle a(c);
+    odma_stats s = stats_of(a);
+    CHECK(s.arena_bytes == 1024 * bpt);
+    CHECK(s.max_arena_bytes == 4096 * bpt);
+    void* base = nullptr;
+    std::size_t reserved = 0;
+    REQUIRE(odma_arena(a, &base, &reserved) == ODMA_OK);
+    CHECK(reserved == 4096 * bpt);
+
+    // 16 leases of one 64-token bucket fill it.
+    std::vector<odma_lease> leases;
+    for (std::uint64_t id = 0; id < 16; ++id)
+        leases.push_back(admit(a, 40, id));
+    const odma_request more = req(99, 40);
+    odma_lease extra{};
+    CHECK(odma_admit(a, &more, &extra) == ODMA_NO_MEMORY);
+
+    // Grow: the same request fits at once.
+    std::size_t freeable = 123;
+    REQUIRE(odma_resize(a, 2048 * bpt, 0, &freeable) == ODMA_OK);
+    CHECK(freeable == 0);
+    CHECK(stats_of(a).arena_bytes == 2048 * bpt);
+    for (std::uint64_t id = 16; id < 20; ++id)
+        leases.push_back(admit(a, 40, id));  // [1024, 1280)
+
+    // Stamp every lease, then free the first four: a 256-token hole low in the arena.
+    auto stamp = [&](std::size_t i, bool verify) {
+        bool ok = true;
+        for (const odma_run& run : runs_of(a, leases[i])) {
+            auto* bytes = static_cast<unsigned char*>(base) + run.offset;
+            for (std::size_t b = 0; b < run.bytes; ++b) {
+                const auto v = static_cast<unsigned char>(i * 7 + b);
+                if (verify)
+                    ok = ok && bytes[b] == v;
+                else
+                    bytes[b] = v;
+            }
+        }
+        return ok;
+    };
+    for (std::size_t i = 0; i < leases.size(); ++i)
+        stamp(i, false);
+    for (std::size_t i = 0; i < 4; ++i)
+        REQUIRE(odma_release(a, leases[i], 1) == ODMA_OK);
+
+    // Back to 1,024 tokens: leases 16..19 must move, 4 x 40 tokens. Not with no budget...
+    REQUIRE(odma_resize(a, 1024 * bpt, 0, &freeable) == ODMA_NO_MEMORY);
+    CHECK(contains(odma_last_error(), "odma_resize"));
+    CHECK(freeable == (2048 - 1280) * bpt);  // the free tail only
+    CHECK(stats_of(a).arena_bytes == 2048 * bpt);
+    for (std::size_t i = 4; i < leases.size(); ++i)
+        CHECK(stamp(i, true));
+    // ... but with one.
+    REQUIRE(odma_resize(a, 1024 * bpt, 4 * 40 * bpt, &freeable) == ODMA_OK);
+    s = stats_of(a);
+    CHECK(s.arena_bytes == 1024 * bpt);
+    CHECK(s.resizes == 2);
+    CHECK(s.resize_copied_bytes == 4 * 40 * bpt);
+    for (std::size_t i = 4; i < leases.size(); ++i) {
+        CHECK(stamp(i, true));
+        CHECK(runs_of(a, leases[i])[0].offset < 1024 * bpt);
+    }
+    CHECK(odma_check(a) == ODMA_OK);
+
+    // Sizes that cannot work; other backings cannot resize at all.
+    CHECK(odma_resize(a, 4097 * bpt, 0, &freeable) == ODMA_INVALID_REQUEST);
+    CHECK(odma_resize(a, 255 * bpt, 0, nullptr) == ODMA_INVALID_REQUEST);
+    for (const auto kind : {ODMA_BACKING_HOST, ODMA_BACKING_OFFSETS}) {
+        odma_config other = small_config(kind);
+        other.copy_fn = record_copy;
+        handle fixed(other);
+        freeable = 7;
+        CHECK(odma_resize(fixed, 512 * bpt, 0, &freeable) == ODMA_UNSUPPORTED);
+        CHECK(freeable == 0);
+        CHECK(contains(odma_last_error(), "ODMA_BACKING_HOST_VMM"));
+    }
+}
+
 TEST_CASE("capi: the offsets backing copies through copy_fn and survives its failure") {
     copy_log log;
     odma_config c = small_config(ODMA_BACKING_OFFSETS);
@@ -591,6 +674,8 @@ TEST_CASE("capi: a null or destroyed allocator is refused by every call") {
         CHECK(odma_arena(a, &p, &n) == ODMA_INVALID_ARGUMENT);
         CHECK(odma_get_stats(a, &s) == ODMA_INVALID_ARGUMENT);
         CHECK(odma_check(a) == ODMA_INVALID_ARGUMENT);
+        CHECK(odma_resize(a, 1024 * bpt, 0, &n) == ODMA_INVALID_ARGUMENT);
+        CHECK(n == 0);
         odma_destroy(a);  // NULL and destroyed handles are ignored
     }
 }
@@ -684,6 +769,18 @@ TEST_CASE("capi: a configuration that cannot work names its field") {
         {"safety_pool_fraction", [](odma_config& c) { c.safety_pool_fraction = 0.9; }},
         {"overflow_risk", [](odma_config& c) { c.overflow_risk = -0.1; }},
         {"arena_bytes", [](odma_config& c) { c.arena_bytes = 0; }},
+        {"max_arena_bytes", [](odma_config& c) { c.max_arena_bytes = 4096 * bpt; }},  // host
+        {"max_arena_bytes",
+         [](odma_config& c) {
+             c.backing = ODMA_BACKING_HOST_VMM;
+             c.max_arena_bytes = 512 * bpt;  // less than arena_bytes
+         }},
+        {"arena_bytes",
+         [](odma_config& c) {
+             c.backing = ODMA_BACKING_HOST_VMM;
+             c.max_arena_bytes = 4096 * bpt;
+             c.arena_bytes = 100 * bpt;  // < max_tokens
+         }},
         {"backing", [](odma_config& c) { c.arena_bytes = 100 * bpt; }},  // < max_tokens
         {"backing", [](odma_config& c) { set_raw(c.backing, 9); }},
         {"copy_fn", [](odma_config& c) { c.backing = ODMA_BACKING_OFFSETS; }},

@@ -18,6 +18,7 @@ static_assert(ODMA_HAS_CUDA == 1 && ODMA_HAS_CUDA_VMM == 1);
 static_assert(odma::Backing<odma::backing::cuda>);
 static_assert(!odma::CommittingBacking<odma::backing::cuda>);
 static_assert(odma::CommittingBacking<odma::backing::cuda_vmm>);
+static_assert(odma::ResizableBacking<odma::backing::cuda_vmm>);
 
 namespace {
 
@@ -146,5 +147,48 @@ TEST_CASE("cuda_vmm under the allocator: random operations keep the data") {
                 kv.stats().peak_used_bytes / mib);
     for (const auto& m : live)
         REQUIRE(kv.release(m.handle, m.used));
+    CHECK(kv.backing().counters().mapped_bytes == 0);
+}
+
+TEST_CASE("cuda_vmm under the allocator: resize grows, then moves leases and keeps their data") {
+    REQUIRE(cudaSetDevice(0) == cudaSuccess);
+    REQUIRE(cudaFree(nullptr) == cudaSuccess);
+    constexpr std::size_t bpt = 57344;
+    using kv_t =
+        odma::allocator<odma::predict::oracle, odma::bucket::fixed, odma::backing::cuda_vmm>;
+    // 4,096 token slots reserved; the arena starts at 1,024 (no pool).
+    kv_t kv({.bytes_per_token = bpt,
+             .max_tokens = 512,
+             .safety_pool_fraction = 0.0,
+             .arena_bytes = 1024 * bpt},
+            {}, odma::bucket::fixed::uniform(4, 512),
+            odma::backing::cuda_vmm(4096 * bpt, {.device = 0}));
+    std::vector<odma::lease> live;
+    auto admit = [&](std::uint64_t id) {
+        kv.predictor().tell(id, 28);  // 100 + 28: one 128-token bucket
+        auto l = kv.admit({.id = id, .prompt_tokens = 100, .max_new_tokens = 400});
+        REQUIRE(l);
+        gpu_write(kv.data(*l), pattern(100 * bpt, unsigned(id)));
+        live.push_back(*l);
+    };
+    for (std::uint64_t id = 0; id < 8; ++id)
+        admit(id);  // [0, 1024): full
+    REQUIRE(kv.resize(2048 * bpt));
+    for (std::uint64_t id = 8; id < 12; ++id)
+        admit(id);  // [1024, 1536)
+    for (int k = 0; k < 4; ++k)
+        REQUIRE(kv.release(live[k], 1));
+    CHECK(kv.resize(1024 * bpt, 0).error() == odma::errc::no_memory);
+    const auto moved = kv.resize(1024 * bpt, 4 * 100 * bpt);
+    REQUIRE(moved);
+    CHECK(moved.copied_bytes() == 4 * 100 * bpt);
+    CHECK(kv.check());
+    for (std::uint64_t id = 4; id < 12; ++id) {
+        CHECK(kv.region_of(live[id])->offset_tokens < 1024);
+        CHECK(gpu_read(kv.data(live[id]), 100 * bpt) == pattern(100 * bpt, unsigned(id)));
+    }
+    CHECK(kv.backing().counters().contract_violations == 0);
+    for (std::uint64_t id = 4; id < 12; ++id)
+        REQUIRE(kv.release(live[id], 1));
     CHECK(kv.backing().counters().mapped_bytes == 0);
 }

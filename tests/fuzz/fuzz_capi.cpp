@@ -1,7 +1,7 @@
 // Fuzz target for the C interface (odma_c.h): bytes -> an odma_config (every predictor the
 // fuzzer can run without files, every bucket and backing kind, runs, alignment, lending) and a
-// sequence of admit / extend / release / abandon / resume / runs / block-table / bad-handle
-// calls, with odma_check() after each one.
+// sequence of admit / extend / release / abandon / resume / runs / block-table / bad-handle /
+// resize calls, with odma_check() after each one.
 //
 // Built two ways (tests/fuzz/CMakeLists.txt), as fuzz_allocator.cpp:
 //   odma_fuzz_capi         clang -fsanitize=fuzzer,address,undefined, the C API compiled in.
@@ -32,6 +32,7 @@ namespace {
 std::atomic<std::uint64_t> operations{0};
 std::atomic<std::uint64_t> inputs{0};
 std::atomic<std::uint64_t> failed_copies{0};
+std::atomic<std::uint64_t> resizes{0};  // odma_resize calls that succeeded
 
 [[noreturn]] void fail(const char* what, int line) {
     std::fprintf(stderr, "odma capi fuzz: check failed at fuzz_capi.cpp:%d: %s (last error: %s)\n",
@@ -131,6 +132,8 @@ void run(byte_reader& in) {
     const std::uint32_t general = c.max_tokens * (1 + in.u8() % 6) + in.u8();
     const auto tokens = std::uint32_t(double(general) / (1.0 - c.safety_pool_fraction)) + 2;
     c.arena_bytes = std::size_t(tokens) * c.bytes_per_token;
+    // host_vmm reserves room for odma_resize to grow the arena to twice its size.
+    if (c.backing == ODMA_BACKING_HOST_VMM) c.max_arena_bytes = 2 * c.arena_bytes;
     device dev;
     dev.bytes.assign(c.arena_bytes, 0);
     c.copy_fn = device_copy;
@@ -345,7 +348,49 @@ void run(byte_reader& in) {
                 }
                 break;
             }
-            default: {  // counters and block tables agree with the model
+            default: {
+                if (op >= 128) {  // resize: only host_vmm can; a refusal changes nothing
+                    odma_stats s{};
+                    FUZZ_CHECK(odma_get_stats(kv, &s) == ODMA_OK);
+                    const std::size_t target =
+                        std::size_t(in.u16() % (2 * tokens + 8)) * c.bytes_per_token;
+                    const std::uint8_t how = in.u8() % 3;
+                    const std::size_t budget = how == 0   ? 0
+                                               : how == 1 ? 64 * c.bytes_per_token
+                                                          : ~std::size_t{0};
+                    std::vector<std::size_t> firsts;
+                    for (const auto& m : live)
+                        firsts.push_back(first_offset(m));
+                    std::size_t freeable = 1;
+                    const odma_status r = odma_resize(kv, target, budget, &freeable);
+                    ++operations;
+                    odma_stats after{};
+                    FUZZ_CHECK(odma_get_stats(kv, &after) == ODMA_OK);
+                    if (c.backing != ODMA_BACKING_HOST_VMM) {
+                        FUZZ_CHECK(r == ODMA_UNSUPPORTED && freeable == 0);
+                    } else if (r == ODMA_OK) {
+                        FUZZ_CHECK(after.arena_bytes <= target && freeable == 0);
+                        FUZZ_CHECK(after.resize_copied_bytes - s.resize_copied_bytes <= budget);
+                        ++resizes;
+                    } else {
+                        FUZZ_CHECK(r == ODMA_NO_MEMORY || r == ODMA_INVALID_REQUEST);
+                        FUZZ_CHECK(r == ODMA_NO_MEMORY || freeable == 0);
+                    }
+                    if (r != ODMA_OK) {  // nothing moved
+                        FUZZ_CHECK(after.arena_bytes == s.arena_bytes);
+                        for (std::size_t i = 0; i < live.size(); ++i)
+                            FUZZ_CHECK(first_offset(live[i]) == firsts[i]);
+                    }
+                    if (r == ODMA_NO_MEMORY) {  // what was named can be had
+                        FUZZ_CHECK(odma_resize(kv, s.arena_bytes - freeable, budget, nullptr) ==
+                                   ODMA_OK);
+                        ++operations;
+                    }
+                    for (const auto& m : live)
+                        FUZZ_CHECK(intact(m));
+                    break;
+                }
+                // Counters and block tables agree with the model.
                 odma_stats s{};
                 FUZZ_CHECK(odma_get_stats(kv, &s) == ODMA_OK);
                 std::uint64_t used = 0;
@@ -405,10 +450,11 @@ void run_one(const std::uint8_t* data, std::size_t size) {
 void print_totals() {
     std::fprintf(stderr,
                  "odma capi fuzz: %llu C API calls over %llu inputs; %llu failed copies rolled "
-                 "back\n",
+                 "back, %llu resizes\n",
                  static_cast<unsigned long long>(operations.load()),
                  static_cast<unsigned long long>(inputs.load()),
-                 static_cast<unsigned long long>(failed_copies.load()));
+                 static_cast<unsigned long long>(failed_copies.load()),
+                 static_cast<unsigned long long>(resizes.load()));
 }
 
 }  // namespace odma_fuzz

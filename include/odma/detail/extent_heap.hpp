@@ -116,6 +116,77 @@ public:
         free_units_ += cut;
     }
 
+    /// Allocates exactly units [offset, offset + n), which must lie inside one free block;
+    /// returns no_block, changing nothing, when they do not. O(blocks): for placements planned
+    /// ahead (allocator::resize() moving runs below a new end), not for the hot path.
+    /// Throws only std::bad_alloc (from bookkeeping growth), before changing any state.
+    block_id allocate_at(unit offset, unit n) {
+        if (n == 0) return no_block;
+        const block_id b = free_block_holding(offset);
+        if (b == no_block || nodes_[b].offset + nodes_[b].size - offset < n) return no_block;
+        reserve_nodes(2);
+        remove_free(b);
+        block_id at = b;
+        if (const unit head = offset - nodes_[b].offset; head > 0) {
+            split(b, head);  // [b.offset, offset) stays free
+            insert_free(b);
+            at = nodes_[b].next;
+            remove_free(at);
+        }
+        split(at, n);
+        nodes_[at].free = false;
+        free_units_ -= n;
+        return at;
+    }
+
+    /// Free units at the high end of the range: what set_length() can cut without anything
+    /// being freed first. O(blocks).
+    unit free_at_end() const noexcept {
+        const block_id b = last_block();
+        return b != no_block && nodes_[b].free ? nodes_[b].size : 0;
+    }
+
+    /// Moves the high end of the range so that it holds `length` units. Growing adds free
+    /// units (merged with a free block at the old end) and always succeeds; shrinking succeeds
+    /// only when the units cut are free, and otherwise returns false and changes nothing.
+    /// Throws only std::bad_alloc (growing past an allocated last block), before changing any
+    /// state; shrinking never throws.
+    bool set_length(unit length) {
+        if (length == length_) return true;
+        const block_id last = last_block();
+        const bool last_free = last != no_block && nodes_[last].free;
+        if (length > length_) {
+            const unit extra = length - length_;
+            if (last_free) {
+                remove_free(last);
+                nodes_[last].size += extra;
+                insert_free(last);
+            } else {
+                reserve_nodes(1);
+                const block_id b = new_node();
+                nodes_[b] =
+                    node{begin_ + length_, extra, last, no_block, no_block, no_block, true, true};
+                if (last != no_block) nodes_[last].next = b;
+                insert_free(b);
+            }
+            free_units_ += extra;
+        } else {
+            const unit cut = length_ - length;
+            if (!last_free || nodes_[last].size < cut) return false;
+            remove_free(last);
+            if (nodes_[last].size == cut) {
+                if (nodes_[last].prev != no_block) nodes_[nodes_[last].prev].next = no_block;
+                release_node(last);
+            } else {
+                nodes_[last].size -= cut;
+                insert_free(last);
+            }
+            free_units_ -= cut;
+        }
+        length_ = length;
+        return true;
+    }
+
     /// Units of free space directly after allocated block `b` (what grow() could take).
     unit room_after(block_id b) const noexcept {
         const block_id nx = nodes_[b].next;
@@ -337,6 +408,22 @@ private:
         nodes_[b].next = nodes_[nx].next;
         if (nodes_[b].next != no_block) nodes_[nodes_[b].next].prev = b;
         release_node(nx);
+    }
+
+    // The block that ends the range, or no_block for an empty range. O(blocks).
+    block_id last_block() const noexcept {
+        for (block_id i = 0; i < nodes_.size(); ++i)
+            if (nodes_[i].in_use && nodes_[i].next == no_block) return i;
+        return no_block;
+    }
+
+    // The free block whose units include `u`, or no_block. O(blocks).
+    block_id free_block_holding(unit u) const noexcept {
+        for (block_id i = 0; i < nodes_.size(); ++i) {
+            const node& n = nodes_[i];
+            if (n.in_use && n.free && u >= n.offset && u - n.offset < n.size) return i;
+        }
+        return no_block;
     }
 
     // Makes sure `extra` new_node() calls cannot allocate (and so cannot throw).

@@ -38,6 +38,8 @@ public:
     run_ref at(std::uint32_t index, std::uint32_t k) const noexcept { return lists_[index][k]; }
     /// Adds a run after the last one; reserve() made room for it.
     void push(std::uint32_t index, run_ref r) noexcept { lists_[index].push_back(r); }
+    /// Puts run `r` in place of extra run `k` of lease `index` (a run moved elsewhere).
+    void replace(std::uint32_t index, std::uint32_t k, run_ref r) noexcept { lists_[index][k] = r; }
     /// Forgets lease `index`'s extra runs (the list keeps its capacity for the next tenant).
     void clear(std::uint32_t index) noexcept { lists_[index].clear(); }
 
