@@ -1,5 +1,7 @@
 // Fuzz target: bytes -> a configuration and a sequence of admit / extend / release / abandon /
-// bad-handle operations against one of every policy combination, with check() after each.
+// bad-handle operations (and, on on-demand backings, resizes of the arena) against one of every
+// policy combination, with check() after each; one pick in (combinations + 1) runs the tiered
+// mode instead (fuzz_tiered.cpp: tier moves, rebalancing and swap round trips).
 //
 // Built two ways (tests/fuzz/CMakeLists.txt):
 //   odma_fuzz_allocator  clang -fsanitize=fuzzer,address,undefined; libFuzzer drives it.
@@ -15,6 +17,7 @@
 #include "byte_reader.hpp"
 
 #include "fuzz_allocator.hpp"
+#include "fuzz_tiered.hpp"
 
 #include "support/combos.hpp"
 
@@ -33,8 +36,10 @@ namespace {
 
 std::atomic<std::uint64_t> operations{0};  // allocator calls, over all inputs
 std::atomic<std::uint64_t> inputs{0};
-std::atomic<std::uint64_t> appends{0};      // growths that added a run
-std::atomic<std::uint64_t> compactions{0};  // migrations of a lease of several runs
+std::atomic<std::uint64_t> appends{0};         // growths that added a run
+std::atomic<std::uint64_t> compactions{0};     // migrations of a lease of several runs
+std::atomic<std::uint64_t> resizes{0};         // resize() calls that changed the arena
+std::atomic<std::uint64_t> moving_resizes{0};  // of which moved leases
 
 [[noreturn]] void fail(const char* what, int line) {
     std::fprintf(stderr, "odma fuzz: check failed at fuzz_allocator.cpp:%d: %s\n", line, what);
@@ -129,6 +134,80 @@ bool runs_tile(const Allocator& kv, const odma::lease& l, std::uint32_t used, st
     return true;
 }
 
+/// One resize of an allocator over a ResizableBacking, decoded from the input: any size from 0
+/// to past the backing, with no copy budget, a small one or an unlimited one. Checked against
+/// the contract: a refusal changes no lease (place, size, bytes) and names freeable bytes that
+/// a second resize with the same budget really frees; a success leaves every lease's bytes
+/// intact and every run inside the new arena. `arena_bytes` follows the arena.
+template <class Allocator, class Intact>
+void resize(Allocator& kv, byte_reader& in, const std::vector<model_lease>& live,
+            std::size_t& arena_bytes, Intact&& intact) {
+    const odma::config& cfg = kv.config();
+    const std::size_t bpt = cfg.bytes_per_token;
+    const std::uint32_t slots = kv.capacity_tokens(), pool = kv.safety_pool_tokens();
+    // Half the time any size; half the time just below the end of the highest run of the
+    // general area, where a shrink has leases to move.
+    std::size_t top = 0;
+    for (const auto& m : live)
+        (void)kv.for_each_run(m.handle, 0, [&](std::size_t offset, std::size_t n) {
+            const std::size_t end = (offset + n) / cfg.bytes_per_plane_token();
+            if (end <= slots - pool) top = std::max(top, end);
+        });
+    const std::uint8_t where = in.u8();
+    const std::size_t tokens_asked =
+        where % 2 ? std::size_t(in.u16() % (slots + 8))
+                  : pool + top - std::min<std::size_t>(top, 1 + where / 2 % 32);
+    const std::size_t target = tokens_asked * bpt + in.u8() % bpt;
+    const std::uint8_t how = in.u8() % 3;
+    const std::size_t budget = how == 0 ? 0 : how == 1 ? 64 * bpt : ~std::size_t{0};
+    std::vector<odma::region> before;
+    for (const auto& m : live)
+        before.push_back(*kv.region_of(m.handle));
+    const auto r = kv.resize(target, budget);
+    ++operations;
+    const std::uint32_t floor =
+        (cfg.max_tokens + cfg.run_alignment - 1) / cfg.run_alignment * cfg.run_alignment;
+    const std::size_t tokens = target / bpt / cfg.run_alignment * cfg.run_alignment;
+    if (!r) {
+        FUZZ_CHECK(r.arena_bytes() == arena_bytes && kv.stats().arena_bytes == arena_bytes);
+        for (std::size_t i = 0; i < live.size(); ++i) {
+            const auto now = *kv.region_of(live[i].handle);
+            FUZZ_CHECK(now.offset_tokens == before[i].offset_tokens &&
+                       now.capacity == before[i].capacity && now.runs == before[i].runs);
+            FUZZ_CHECK(intact(live[i], live[i].used));
+        }
+        if (r.error() == errc::invalid_request) {
+            FUZZ_CHECK(target / bpt > slots || tokens < pool + std::size_t(floor));
+            return;
+        }
+        FUZZ_CHECK(r.error() == errc::no_memory);
+        FUZZ_CHECK(tokens < arena_bytes / bpt);  // only a shrink can find leases in the way
+        FUZZ_CHECK(r.freeable_bytes() % bpt == 0);
+        // What was named can be had: the arena shrinks by exactly that much.
+        const auto taken = kv.resize(arena_bytes - r.freeable_bytes(), budget);
+        ++operations;
+        FUZZ_CHECK(taken.has_value());
+        FUZZ_CHECK(taken.copied_bytes() <= budget);
+        arena_bytes = taken.arena_bytes();
+    } else {
+        FUZZ_CHECK(r.arena_bytes() == tokens * bpt && r.copied_bytes() <= budget);
+        resizes += r.arena_bytes() != arena_bytes;
+        moving_resizes += r.copied_bytes() > 0;
+        arena_bytes = r.arena_bytes();
+    }
+    FUZZ_CHECK(kv.stats().arena_bytes == arena_bytes);
+    // Every run of every lease lies in the general area, below its end, or in the pool.
+    const std::size_t general_end = arena_bytes / bpt - pool;
+    for (const auto& m : live) {
+        FUZZ_CHECK(intact(m, m.used));
+        FUZZ_CHECK(kv.for_each_run(m.handle, 0, [&](std::size_t offset, std::size_t n) {
+                         const std::size_t first = offset / cfg.bytes_per_plane_token();
+                         const std::size_t end = first + n / cfg.bytes_per_plane_token();
+                         FUZZ_CHECK(end <= general_end || first >= slots - pool);
+                     }).has_value());
+    }
+}
+
 template <class Combo>
 void run(byte_reader& in) {
     // --- configuration ---------------------------------------------------------------------
@@ -178,7 +257,7 @@ void run(byte_reader& in) {
     const auto kv_ptr = Combo::make(ctx);
     auto& kv = *kv_ptr;
     const std::size_t plane_bytes = cfg.bytes_per_plane_token();
-    const std::size_t arena_bytes = kv.stats().arena_bytes;
+    std::size_t arena_bytes = kv.stats().arena_bytes;  // resize() changes it
 
     std::vector<model_lease> live;
     std::vector<odma::lease> stale;
@@ -360,7 +439,14 @@ void run(byte_reader& in) {
                 }
                 break;
             }
-            default: {  // the counters agree with the model
+            default: {
+                if constexpr (requires { kv.resize(arena_bytes, arena_bytes); }) {
+                    if (op >= 128) {  // resize, on backings that can
+                        resize(kv, in, live, arena_bytes, intact);
+                        break;
+                    }
+                }
+                // The counters agree with the model.
                 const auto s = kv.stats();
                 std::uint64_t used = 0;
                 for (const auto& m : live)
@@ -386,8 +472,7 @@ void run(byte_reader& in) {
     const auto s = kv.stats();
     FUZZ_CHECK(s.live_leases == 0 && s.reserved_bytes == 0 && s.free_bytes == arena_bytes);
     FUZZ_CHECK(s.external_fragmentation == 0.0);
-    FUZZ_CHECK(s.largest_free_bytes ==
-               std::size_t(kv.capacity_tokens() - kv.safety_pool_tokens()) * cfg.bytes_per_token);
+    FUZZ_CHECK(s.largest_free_bytes == arena_bytes - s.safety_pool_bytes);
     if constexpr (requires { kv.backing().committed; }) FUZZ_CHECK(kv.backing().committed == 0);
     if constexpr (requires { kv.backing().report(); }) {  // cost-model backings
         const auto& r = kv.backing().report();
@@ -630,9 +715,14 @@ void run_one(const std::uint8_t* data, std::size_t size) {
     byte_reader in(data, size);
     ++inputs;
     using paged = odma_test::paged_combos;
-    const std::size_t pick = in.u8() % (fuzzed_combos::size + paged::size);
+    // One pick more than the combinations: the tiered mode (fuzz_tiered.cpp).
+    const std::size_t pick = in.u8() % (fuzzed_combos::size + paged::size + 1);
     if (pick < fuzzed_combos::size) {
         odma_test::with_combo(fuzzed_combos{}, pick, [&]<class Combo>() { run<Combo>(in); });
+        return;
+    }
+    if (pick == fuzzed_combos::size + paged::size) {
+        run_tiered(in);
         return;
     }
     odma_test::with_combo(paged{}, pick - fuzzed_combos::size,
@@ -642,12 +732,16 @@ void run_one(const std::uint8_t* data, std::size_t size) {
 void print_totals() {
     std::fprintf(stderr,
                  "odma fuzz: %llu allocator operations over %llu inputs, %zu combinations; "
-                 "%llu growths by a new run, %llu compactions of multi-run leases\n",
+                 "%llu growths by a new run, %llu compactions of multi-run leases, %llu resizes "
+                 "(%llu moving leases)\n",
                  static_cast<unsigned long long>(operations.load()),
                  static_cast<unsigned long long>(inputs.load()),
                  fuzzed_combos::size + odma_test::paged_combos::size,
                  static_cast<unsigned long long>(appends.load()),
-                 static_cast<unsigned long long>(compactions.load()));
+                 static_cast<unsigned long long>(compactions.load()),
+                 static_cast<unsigned long long>(resizes.load()),
+                 static_cast<unsigned long long>(moving_resizes.load()));
+    print_tiered_totals();
 }
 
 }  // namespace odma_fuzz
