@@ -188,19 +188,30 @@ TEST_CASE("replay: conservation under memory pressure, for every policy") {
     CHECK(results["oracle"].metrics.preemptions == 0);  // exact reservations never grow
 }
 
+namespace {
+
+/// Six 16-token blocks for two requests of 16 + 40 tokens (four blocks each). Both grow in
+/// lockstep; when the first needs its fourth block (49 tokens, after 33 generated) none is
+/// free, so the second is preempted with 33 tokens generated.
+struct two_requests_in_six_blocks {
+    serving_model sm = make_serving_model(tiny_model(1e3, 1e6), small_device(1e15, 6 * 16 * 512));
+    workload w = [] {
+        workload two = one_request(16, 40);
+        two.max_context = 64;
+        two.max_new_tokens = 48;
+        two.requests.push_back(two.requests.front());
+        two.requests.back().id = 8;
+        return two;
+    }();
+};
+
+}  // namespace
+
 TEST_CASE("replay: a request that cannot grow preempts the newest, which is recomputed") {
-    // Six 16-token blocks for two requests of 16 + 40 tokens (four blocks each). Both grow in
-    // lockstep; when the first needs its fourth block (49 tokens, after 33 generated) none is
-    // free, so the second is preempted with 33 tokens generated, and recomputes 16 + 33 once
-    // the first has finished and freed its blocks.
-    const serving_model sm =
-        make_serving_model(tiny_model(1e3, 1e6), small_device(1e15, 6 * 16 * 512));
-    workload w = one_request(16, 40);
-    w.max_context = 64;
-    w.max_new_tokens = 48;
-    w.requests.push_back(w.requests.front());
-    w.requests.back().id = 8;
-    const auto r = run_policy("paged", w, sm, options(), {}, nullptr);
+    // The second request recomputes 16 + 33 tokens once the first has finished and freed its
+    // blocks.
+    const two_requests_in_six_blocks s;
+    const auto r = run_policy("paged", s.w, s.sm, options(), {}, nullptr);
     CHECK(r.metrics.preemptions == 1);
     CHECK(r.metrics.recomputed_tokens == 16 + 33);
     CHECK(r.allocator_stats.resumptions == 1);  // it came back through resume()
@@ -216,13 +227,9 @@ TEST_CASE("replay: in swap mode the preempted request's KV goes to the host and 
     // The scenario above with --preemption swap: the second request is preempted with 16 + 33
     // tokens held; they are copied out over the host link and in again when it resumes, and
     // nothing is prefilled again.
-    const serving_model sm =
-        make_serving_model(tiny_model(1e3, 1e6), small_device(1e15, 6 * 16 * 512));
-    workload w = one_request(16, 40);
-    w.max_context = 64;
-    w.max_new_tokens = 48;
-    w.requests.push_back(w.requests.front());
-    w.requests.back().id = 8;
+    const two_requests_in_six_blocks s;
+    const serving_model& sm = s.sm;
+    const workload& w = s.w;
     serving_options so = options();
     const auto recompute = run_policy("paged", w, sm, so, {}, nullptr);
     so.preemption = preemption_mode::swap;
@@ -657,4 +664,37 @@ TEST_CASE("replay: tier rows conserve every request; dynamic placement beats sta
         make_serving_model(tiny_model(1e3, 1e6), small_device(1e15, 3000 * 512));
     CHECK_THROWS_AS(run_policy("tier-static", w, flat, so, po, &trained_model()),
                     std::invalid_argument);
+}
+
+TEST_CASE("replay: odma-balloon lends the activation share to the KV cache and takes it back") {
+    // The tiny model's activations: 2 x 64 hidden + 3 x 256 intermediate, 2 bytes a token, and
+    // 4 bytes x 1,000 vocabulary per sampled token. A 512-token budget with 64 sequences needs
+    // 512 x 1,792 + 64 x 4,000 bytes at its peak, which the row lends to the KV cache whenever
+    // an iteration needs less.
+    model_preset m = tiny_model(1e6, 1e8);
+    m.hidden = 64;
+    m.intermediate = 256;
+    m.vocab = 1000;
+    CHECK(m.activation_bytes(1, 0) == 2.0 * (2 * 64 + 3 * 256));
+    CHECK(m.activation_bytes(0, 1) == 4000.0);
+    const serving_model sm = make_serving_model(m, small_device(1e15, 3000 * 512));
+    const serving_options so = options();
+    CHECK(balloonable_bytes(sm, so) == 512 * 1792 + 64 * 4000);
+    const workload w = alpaca_workload(200);
+    const auto results = run_policies({"odma", "odma-balloon"}, w, sm, so, {}, &trained_model());
+    for (const auto& r : results) {
+        CAPTURE(r.policy);
+        CHECK(r.metrics.finished == w.requests.size());
+        CHECK(r.metrics.generated_tokens == w.output_tokens());
+        CHECK(r.allocator_stats.live_leases == 0);
+    }
+    const replay_metrics &fixed = results[0].metrics, &balloon = results[1].metrics;
+    CHECK(fixed.balloon_resizes == 0);
+    CHECK(balloon.balloon_resizes > 0);
+    // The pool is the fixed arena plus the activation share; the arena ends within it.
+    CHECK(results[1].allocator_stats.arena_bytes <= 3000 * 512 + balloonable_bytes(sm, so));
+    CHECK(results[1].allocator_stats.arena_bytes >= 3000 * 512 - 512);
+    CHECK(
+        balloon.activation_spill_ns ==
+        doctest::Approx(2.0 * double(balloon.spilled_activation_bytes) / sm.device.host_link_gbps));
 }

@@ -143,8 +143,9 @@ serving engine (vLLM names)
 policies
   --policies LIST         comma-separated policies (default: static, s3, paged-16, paged-128,
                           odma-strict, odma, oracle; on a device with a slow tier: tier-static,
-                          tier-dynamic, tier-bound); also paged (= paged-<--block-size>) and
-                          paged-N for any block size N
+                          tier-dynamic, tier-bound); also paged (= paged-<--block-size>),
+                          paged-N for any block size N, and odma-balloon (odma sharing a pool
+                          with the activations, eLLM-style: docs/tiers.md)
   --safety-pool F         odma's safety pool share of the arena (default 0.10)
   --overflow-risk R       odma reserves the predictor's (1 - R) quantile (default 0.5, the
                           median, as s3; the library's own default is 0.05)
@@ -187,7 +188,8 @@ share of memory time spent on KV reads in the DRAM-timing and per-run (discontin
 of the cost model; cbound = share of time in compute-bound iterations; KV runs = mean
 contiguous runs read per request and plane per decode step (1 for a one-run lease,
 ceil(context / block) for paging). Tier rows add slow KV = share of KV bytes read from the
-slow tier, and moved GB = bytes moved between the tiers.
+slow tier, and moved GB = bytes moved between the tiers. With odma-balloon: resizes = arena
+resizes, act spill GB = activation bytes spilled to host memory and back.
 )";
 }
 
@@ -390,6 +392,13 @@ tools::table results_table(const std::vector<replay_result>& results) {
         columns.push_back("slow KV");
         columns.push_back("moved GB");
     }
+    bool balloon = false;
+    for (const auto& r : results)
+        balloon = balloon || r.policy == "odma-balloon";
+    if (balloon) {
+        columns.push_back("resizes");
+        columns.push_back("act spill GB");
+    }
     tools::table t(columns);
     double static_tps = 0;
     for (const auto& r : results)
@@ -430,6 +439,8 @@ tools::table results_table(const std::vector<replay_result>& results) {
         if (tiers)
             t.add_percent(m.kv_bytes ? double(m.slow_kv_bytes) / double(m.kv_bytes) : 0.0, 1)
                 .add(double(m.tier_moved_bytes) * 1e-9, 1);
+        if (balloon)
+            t.add(double(m.balloon_resizes), 0).add(double(m.spilled_activation_bytes) * 1e-9, 2);
     }
     return t;
 }

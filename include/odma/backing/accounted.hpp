@@ -78,6 +78,20 @@ public:
     const memory::access_report& report() const noexcept { return accountant_.report(); }
     void reset_report() noexcept { accountant_.reset(); }
 
+    /// On-demand backings stay on-demand when accounted: commit, decommit and granule_size
+    /// are forwarded (not costed: mapping is not a DRAM access).
+    bool commit(std::size_t offset, std::size_t bytes) requires CommittingBacking<Inner> {
+        return inner_.commit(offset, bytes);
+    }
+    void decommit(std::size_t offset,
+                  std::size_t bytes) noexcept requires CommittingBacking<Inner> {
+        inner_.decommit(offset, bytes);
+    }
+    std::size_t granule_size() const noexcept requires requires(const Inner& i) {
+        i.granule_size();
+    }
+    { return inner_.granule_size(); }
+
     const memory::memory_model& model() const noexcept { return accountant_.model(); }
     Inner& inner() noexcept { return inner_; }
     const Inner& inner() const noexcept { return inner_; }

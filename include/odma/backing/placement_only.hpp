@@ -27,4 +27,23 @@ private:
     std::size_t capacity_;
 };
 
+/// placement_only that also behaves like an on-demand backing (ResizableBacking): commit()
+/// always succeeds, decommit() does nothing, and granule_size() names the unit a device's
+/// virtual-memory backing would map. It lets a simulator replay an allocator that resize()s its
+/// arena (odma-replay's ballooning rows) without a device.
+class placement_on_demand : public placement_only {
+public:
+    /// `granule` in bytes (2 MiB: CUDA's VMM granularity, a common huge page).
+    explicit placement_on_demand(std::size_t bytes, std::size_t granule = std::size_t(2)
+                                                                          << 20) noexcept
+        : placement_only(bytes), granule_(granule) {}
+
+    bool commit(std::size_t /*offset*/, std::size_t /*bytes*/) noexcept { return true; }
+    void decommit(std::size_t /*offset*/, std::size_t /*bytes*/) noexcept {}
+    std::size_t granule_size() const noexcept { return granule_; }
+
+private:
+    std::size_t granule_;
+};
+
 }  // namespace odma::backing

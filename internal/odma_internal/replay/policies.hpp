@@ -22,6 +22,15 @@
 //   oracle       told every true length, one-token buckets: contiguous with perfect knowledge
 //                (the upper bound for contiguous allocation).
 //
+// One more row, not in the standard table, compares a fixed KV/activation split with
+// eLLM-style ballooning (docs/tiers.md):
+//   odma-balloon the `odma` row on an on-demand arena (backing::placement_on_demand) that
+//                shares a pool with the activations: the KV cache may use the activation
+//                share of the device's reserve (model_preset::activation_bytes at the token
+//                budget and batch limit, at most device_preset::activation_reserve_bytes)
+//                whenever an iteration's activations leave it free, and shrinks (moving
+//                leases, or spilling activations to host memory) when they need it.
+//
 // On a device with a slow tier (device_preset::slow_tier: gh200, h100-host-ddr5,
 // mlu370-x4-host), three more rows put an `odma` allocator in each tier and compose them with
 // odma::tiered (docs/tiers.md); they differ only in the tier policy:
@@ -122,6 +131,14 @@ inline std::vector<std::string> tier_policy_names() {
     return {"tier-static", "tier-dynamic", "tier-bound"};
 }
 
+/// The share of the device's activation reserve that activations can use at most (the peak
+/// of one iteration at the token budget with a full batch sampling): what ballooning lends
+/// the KV cache when an iteration needs less.
+inline std::uint64_t balloonable_bytes(const serving_model& sm, const serving_options& so) {
+    const double peak = sm.model.activation_bytes(so.max_batched_tokens, so.max_num_seqs);
+    return static_cast<std::uint64_t>(std::min(peak, sm.device.activation_reserve_bytes));
+}
+
 inline bool is_tier_policy(std::string_view name) {
     return name == "tier-static" || name == "tier-dynamic" || name == "tier-bound";
 }
@@ -130,12 +147,14 @@ inline bool is_tier_policy(std::string_view name) {
 inline bool is_policy_name(std::string_view name) {
     for (const auto& p : policy_names())
         if (p == name) return true;
-    return is_tier_policy(name) || paged_block_tokens(name, 16).has_value();
+    return name == "odma-balloon" || is_tier_policy(name) ||
+           paged_block_tokens(name, 16).has_value();
 }
 
 /// True when the policy needs a trained predictor.
 inline bool policy_uses_predictor(std::string_view name) {
-    return name == "s3" || name == "odma-strict" || name == "odma" || is_tier_policy(name);
+    return name == "s3" || name == "odma-strict" || name == "odma" || name == "odma-balloon" ||
+           is_tier_policy(name);
 }
 
 /// The balanced tier policy's slow share for a device: the slow tier's read rate (the lower of
@@ -219,6 +238,18 @@ inline replay_result run_policy(std::string_view name, const workload& w, const 
                                          memory());
         return finish(serve(*kv, w, sm, so, progress));
     }
+    if (name == "odma-balloon") {
+        using elastic_memory = backing::accounted<backing::placement_on_demand>;
+        using kv_t = allocator<predict::ngram, bucket::online_histogram, elastic_memory>;
+        serving_options balloon = so;
+        balloon.balloon_pool_bytes = kv_bytes + balloonable_bytes(sm, so);
+        auto kv = std::make_unique<kv_t>(
+            odma_config(base, po, false), need_model(),
+            bucket::online_histogram(po.odma_buckets, w.max_context),
+            elastic_memory(backing::placement_on_demand(balloon.balloon_pool_bytes),
+                           sm.device.memory));
+        return finish(serve(*kv, w, sm, balloon, progress));
+    }
     if (is_tier_policy(name)) {
         if (!sm.device.slow_tier)
             throw std::invalid_argument("policy " + std::string(name) + ": device " +
@@ -256,7 +287,8 @@ inline replay_result run_policy(std::string_view name, const workload& w, const 
     throw std::invalid_argument(
         "unknown policy '" + std::string(name) +
         "' (known: static, s3, paged-16, paged-128, paged, paged-N, "
-        "odma-strict, odma, oracle, tier-static, tier-dynamic, tier-bound)");
+        "odma-strict, odma, odma-balloon, oracle, tier-static, tier-dynamic, "
+        "tier-bound)");
 }
 
 /// Replays `w` once per policy of `names` and returns the results in that order. With

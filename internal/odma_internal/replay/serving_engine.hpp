@@ -100,6 +100,19 @@ struct serving_options {
     /// transfer of the prompt's KV from the prefill pool is not charged. A preempted request
     /// (recompute mode) is prefilled again by the pool: its tokens still count as recomputed.
     bool remote_prefill = false;
+    /// eLLM-style ballooning for allocators that can resize() their arena: the activations of
+    /// each iteration and the KV cache share one pool of balloon_pool_bytes. Before an
+    /// iteration runs, the KV arena shrinks to the pool minus what that iteration's
+    /// activations need (model_preset::activation_bytes), and it grows back when they need
+    /// less. A shrink over live leases moves them within balloon_copy_budget_bytes (costed as
+    /// migrations); activation bytes it still cannot free are spilled to host memory and back
+    /// over the host link, charged serially (eLLM's CPU extension). 0 = a fixed split (the
+    /// arena never changes).
+    std::uint64_t balloon_pool_bytes = 0;
+    std::uint64_t balloon_copy_budget_bytes = std::uint64_t(256) << 20;
+    /// The arena grows back only past the largest activation need of the last this many
+    /// iterations, so that it does not lend the KV cache what the next prefill takes back.
+    std::uint32_t balloon_window = 64;
     /// Tiered allocators: moves between the tiers cost nothing (the tier-bound row's
     /// assumption: it shows what placement could gain if moving were free).
     bool free_tier_moves = false;
@@ -187,6 +200,12 @@ struct replay_metrics {
     double kv_discontinuity_ns = 0;  ///< KV reads, per-run (accelerator-side) layer
     double migration_ns = 0;
     double swap_ns = 0;  ///< host-link time of swaps (swap mode)
+    /// Ballooning (serving_options::balloon_pool_bytes): activation bytes spilled to host
+    /// memory and back and the host-link time they took (part of swap_ns); resizes that
+    /// changed the arena; the time-averaged arena.
+    std::uint64_t spilled_activation_bytes = 0;
+    double activation_spill_ns = 0;
+    std::uint64_t balloon_resizes = 0;
     /// Tiered allocators (docs/tiers.md): slow-tier KV reads (the lower of the tier's DRAM
     /// model and its link), and moves between the tiers over the link. kv_dram_ns and
     /// kv_discontinuity_ns then count the fast tier's reads only.
@@ -248,6 +267,13 @@ namespace detail {
 template <class A>
 concept exposes_bucket_boundaries = requires(A& a) {
     a.bucket_policy().boundaries();
+};
+
+/// Allocators whose arena can grow and shrink (odma::allocator on a ResizableBacking).
+template <class A>
+concept elastic_allocator = requires(A& a, std::size_t bytes) {
+    a.resize(bytes, bytes).arena_bytes();
+    a.resize(bytes, bytes).freeable_bytes();
 };
 
 /// Tiered allocators (odma::tiered): reads are costed per tier, moves over the link.
@@ -637,6 +663,49 @@ iteration_cost cost_iteration(A& kv, const std::vector<work_item>& work,
     return c;
 }
 
+/// Ballooning, before a planned iteration runs: sizes the KV arena to the pool minus the
+/// activations of `work` (its tokens; one sampled token per decode and per prefill that
+/// completes). When leases block the shrink, it moves them within the copy budget, else
+/// shrinks as far as that budget allows; returns the activation bytes still missing (spilled
+/// to host memory). Migrations land in the backing's report, costed with the iteration.
+template <replayable_allocator A>
+std::uint64_t inflate_for_activations(A& kv, const std::vector<work_item>& work,
+                                      const batch_scheduler<A>& batch, const serving_model& sm,
+                                      const serving_options& o, std::deque<std::uint64_t>& recent,
+                                      replay_metrics& m) {
+    double tokens = 0, sampled = 0;
+    for (const work_item& wi : work) {
+        tokens += wi.tokens;
+        const running_request& a = batch.running()[wi.slot];
+        if (wi.decode || a.prefilled + wi.tokens >= a.base) sampled += 1;
+    }
+    const auto need = static_cast<std::uint64_t>(sm.model.activation_bytes(tokens, sampled));
+    recent.push_back(need);
+    if (recent.size() > std::max<std::uint32_t>(o.balloon_window, 1)) recent.pop_front();
+    const std::uint64_t pool = o.balloon_pool_bytes;
+    const std::uint64_t target = need >= pool ? 0 : pool - need;
+    const std::uint64_t now = kv.stats().arena_bytes;
+    if (target >= now) {  // room to spare: grow back, but keep what recent iterations needed
+        const std::uint64_t keep = *std::max_element(recent.begin(), recent.end());
+        const std::uint64_t grown = keep >= pool ? 0 : pool - keep;
+        if (grown > now && kv.resize(grown, 0)) ++m.balloon_resizes;
+        return 0;
+    }
+    std::uint64_t arena = now;
+    const auto r = kv.resize(target, o.balloon_copy_budget_bytes);
+    if (r) {
+        arena = r.arena_bytes();
+        ++m.balloon_resizes;
+    } else if (r.freeable_bytes() > 0) {  // blocked: free what the budget allows
+        if (const auto partial = kv.resize(now - r.freeable_bytes(), o.balloon_copy_budget_bytes)) {
+            arena = partial.arena_bytes();
+            ++m.balloon_resizes;
+        }
+    }
+    const std::uint64_t available = pool > arena ? pool - arena : 0;
+    return need > available ? need - available : 0;
+}
+
 /// Adds one iteration's cost to the run's totals.
 inline void add_cost(replay_metrics& m, const iteration_cost& c) {
     const double memory_ns = c.memory_ns(), dt_ns = c.total_ns();
@@ -801,6 +870,7 @@ replay_result serve(A& kv, const workload& w, const serving_model& sm, const ser
     detail::boundary_log<A> boundaries(kv, out.boundaries);
     std::vector<detail::work_item> work;
     std::vector<detail::iteration_record> history;
+    std::deque<std::uint64_t> recent_needs;  // ballooning: activation needs of recent iterations
 
     double t = 0, window_end = -1;
     std::size_t done = 0, reported = 0;
@@ -833,6 +903,12 @@ replay_result serve(A& kv, const workload& w, const serving_model& sm, const ser
         // Everyone was preempted and nothing crossed a link: retry at once.
         if (work.empty() && swapped == 0 && moved == 0) continue;
 
+        // Ballooning: the arena makes room for this iteration's activations first, so that
+        // the leases it moves are costed with the iteration.
+        std::uint64_t spilled = 0;
+        if constexpr (detail::elastic_allocator<A>)
+            if (o.balloon_pool_bytes > 0)
+                spilled = detail::inflate_for_activations(kv, work, batch, sm, o, recent_needs, m);
         // Only swaps (everyone else was preempted): the iteration is the link's time alone.
         detail::iteration_cost cost = work.empty()
                                           ? detail::iteration_cost{}
@@ -842,11 +918,20 @@ replay_result serve(A& kv, const workload& w, const serving_model& sm, const ser
             if (!o.free_tier_moves)
                 cost.tier_move_ns = double(cost.tier_moved_bytes) / sm.device.slow_tier->link_gbps;
         }
+        if (spilled) {
+            if (!(sm.device.host_link_gbps > 0))
+                throw std::invalid_argument("device " + sm.device.name +
+                                            " has no host link to spill activations over");
+            const double ns = 2.0 * double(spilled) / sm.device.host_link_gbps;
+            cost.swap_ns += ns;
+            m.activation_spill_ns += ns;
+            m.spilled_activation_bytes += spilled;
+        }
         if (swapped) {
             if (!(sm.device.host_link_gbps > 0))
                 throw std::invalid_argument("device " + sm.device.name +
                                             " has no host link to swap over");
-            cost.swap_ns = double(swapped) / sm.device.host_link_gbps;
+            cost.swap_ns += double(swapped) / sm.device.host_link_gbps;
         }
         detail::add_cost(m, cost);
         const odma::stats& s = kv.stats();
